@@ -1,0 +1,104 @@
+"""Compute one method's attribution maps for the cached evaluation set.
+
+    python generate_attributions.py --model efficientnet_lite0 --attr_method la
+
+writes {prefix}/{model}_{method}_attributions.npy (LA: with its three parameters in the name),
+float32 [N,3,224,224]. An existing output with the same images is not recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from saliency import saliency_zoo
+from utils import (DEFAULT_MODEL, UserError, load_dataset, load_model, model_tag, output_stem, resolve_device,
+                   run_cli, save_npy)
+
+
+def add_common_arguments(parser):
+    """Flags shared by generate_attributions.py and eval.py."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model name (utils.MODELS or any torchvision classifier)")
+    parser.add_argument("--weights", default="default", help="'default', a torchvision weights name, or 'random'")
+    parser.add_argument("--attr_method", default="la", help=f"one of {', '.join(saliency_zoo.PAPER_ORDER)}")
+    parser.add_argument("--spatial_range", type=int, default=20, help="LA: box half-width is x / spatial_range")
+    parser.add_argument("--max_iter", type=int, default=20, help="LA: steps per exploration")
+    parser.add_argument("--data_dir", default="data", help="folder with img_batch.pt and label_batch.pt")
+    parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+
+
+def load_inputs(args):
+    """(images, labels, logit model, device) after checking every argument."""
+    saliency_zoo.get_method(args.attr_method)
+    device = resolve_device(args.device)
+    images, labels = load_dataset(args.data_dir)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise UserError("--limit must be at least 1")
+        images, labels = images[: args.limit], labels[: args.limit]
+    model = load_model(args.model, weights=args.weights, device=device)
+    return images, labels, model, device
+
+
+def stem(args):
+    return output_stem(model_tag(args.model, args.weights), args.attr_method, args.spatial_range, args.max_iter,
+                       args.sampling_times)
+
+
+def default_batch_size(method, model):
+    """The published batch size: halved (not below 1) for maxvit_t, except eg."""
+    size = saliency_zoo.get_method(method).reference_batch
+    return max(1, size // 2) if model == "maxvit_t" and method != "eg" else size
+
+
+def method_params(args):
+    if args.attr_method == "la":
+        return {"spatial_range": args.spatial_range, "max_iter": args.max_iter, "sampling_times": args.sampling_times}
+    return {}
+
+
+def existing_output_matches(path: Path, n: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        existing = np.load(path, mmap_mode="r")
+    except Exception:
+        raise UserError(f"{path} is corrupt; delete it and rerun") from None
+    if len(existing) != n:
+        raise UserError(f"{path} holds {len(existing)} maps but {n} images are asked for; delete it or use another --prefix")
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
+    parser.add_argument("--prefix", default="attributions", help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
+    args = parser.parse_args(argv)
+
+    images, labels, model, device = load_inputs(args)
+    out = Path(args.prefix) / f"{stem(args)}_attributions.npy"
+    if existing_output_matches(out, len(images)):
+        print(f"{out} exists; not recomputed")
+        return
+    batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
+    params = method_params(args)
+    maps = []
+    for start in tqdm(range(0, len(images), batch_size), desc=f"{args.attr_method} {args.model}", unit="batch"):
+        batch = slice(start, start + batch_size)
+        maps.append(saliency_zoo.attribute(
+            args.attr_method, model, images[batch].to(device), labels[batch].to(device), seed=args.seed,
+            indices=range(start, min(start + batch_size, len(images))), reference_images=images, **params,
+        ).cpu())
+    save_npy(torch.cat(maps).numpy(), out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

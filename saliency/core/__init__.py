@@ -1,0 +1,1 @@
+"""One attribution method per file; shared mechanics in common.py."""

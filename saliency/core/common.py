@@ -1,0 +1,61 @@
+"""Mechanics every method shares: per-image random generators, gradients of one output per
+row, and chunking of rows."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def image_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator seeded by (seed, image index).
+
+    Every random draw for image `index` comes from here, so a map never depends on batch size,
+    image order, resume point or sharding. Draw on the CPU and move the result: CPU and CUDA
+    generators give different streams.
+    """
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+def image_indices(indices, n: int) -> list[int]:
+    """Global image indices of a batch (default 0..n-1), checked against its length."""
+    if indices is None:
+        return list(range(n))
+    indices = [int(i) for i in (indices.tolist() if torch.is_tensor(indices) else indices)]
+    if len(indices) != n:
+        raise ValueError(f"{len(indices)} image indices for {n} images")
+    return indices
+
+
+def output_grads(score_fn, x: torch.Tensor, *class_sets: torch.Tensor):
+    """Scores and, for each class set, d score[i, classes[i]] / d x[i] for every row i.
+
+    Rows of `x` are independent in an eval-mode model, so the gradient of the sum over rows
+    is each row's own gradient. One forward serves all class sets.
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        scores = score_fn(x)
+        grads = []
+        for k, classes in enumerate(class_sets):
+            chosen = scores.gather(1, classes.view(-1, 1).to(scores.device)).sum()
+            grads.append(torch.autograd.grad(chosen, x, retain_graph=k + 1 < len(class_sets))[0])
+    return scores.detach(), grads
+
+
+def softmax_of(model):
+    """x -> softmax(model(x)) for methods given the logit model."""
+    return lambda x: torch.softmax(model(x), dim=1)
+
+
+def row_chunks(n: int, size: int):
+    """Slices covering range(n) in pieces of at most `size`."""
+    size = max(1, int(size))
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Argmax class of every image, batched."""
+    return torch.cat([model(images[s]).argmax(1) for s in row_chunks(len(images), batch_size)])

@@ -1,0 +1,100 @@
+"""Local Attribution (LA).
+
+Zhu et al., "Enhancing Model Interpretability with Local Attribution over Global Exploration",
+ACM MM 2024, arXiv 2408.07736. SPEC section "LA".
+
+Around each image x, a box of half-width x / spatial_range is explored S times: S-1 targeted
+runs step towards drawn classes l (sign of d p_l/dx), one untargeted run steps away from the
+predicted class c (sign of -d p_c/dx). Every step starts from x itself. Along each run the
+attribution accumulates -d p_c/dx * (x_{t+1} - x); the map is the sum over the S runs.
+"""
+from __future__ import annotations
+
+import torch
+
+from .common import image_generator, image_indices, output_grads, predict, row_chunks, softmax_of
+
+DEFAULT_MAX_ROWS = 128
+
+
+def draw_la_classes(predicted: torch.Tensor, sampling_times: int, num_classes: int, seed: int, indices) -> torch.Tensor:
+    """[N, S-1] targeted classes: S distinct draws per image from its own generator, the last
+    one unused (the untargeted run takes its place)."""
+    rows = []
+    for c, index in zip(predicted.tolist(), image_indices(indices, len(predicted))):
+        drawn = torch.randperm(num_classes, generator=image_generator(seed, index))[:sampling_times]
+        rows.append(drawn[: sampling_times - 1])
+    return torch.stack(rows).to(predicted.device)
+
+
+def avoid_predicted(classes: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """A target equal to the predicted class c becomes c+1 (c-1 for the last class)."""
+    c = predicted.view(-1, 1).expand_as(classes)
+    neighbour = torch.where(c == num_classes - 1, c - 1, c + 1)
+    return torch.where(classes == c, neighbour, classes)
+
+
+def la(
+    model,
+    images: torch.Tensor,
+    *,
+    spatial_range: float = 20,
+    max_iter: int = 20,
+    sampling_times: int = 20,
+    classes: torch.Tensor | None = None,
+    seed: int = 0,
+    indices=None,
+    max_rows: int | None = None,
+) -> torch.Tensor:
+    """LA maps, float32, shaped like `images`.
+
+    model: logit model on [0,1] images. classes: optional [N, S-1] targeted classes; by default
+    they are drawn from a generator seeded by (seed, indices[i]). max_rows bounds how many
+    explorations go through the model at once (whole images per chunk, so an image's numbers
+    do not depend on its neighbours).
+    """
+    if spatial_range <= 0 or int(max_iter) < 1 or int(sampling_times) < 1:
+        raise ValueError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
+    images = images.detach().float()
+    n, s = len(images), int(sampling_times)
+    with torch.no_grad():
+        num_classes = model(images[:1]).shape[1]
+    if s > num_classes:
+        raise ValueError(f"sampling_times={s} exceeds the model's {num_classes} classes")
+    predicted = predict(model, images)
+    if classes is None:
+        classes = draw_la_classes(predicted.cpu(), s, num_classes, seed, indices).to(images.device)
+    elif tuple(classes.shape) != (n, s - 1):
+        raise ValueError(f"classes must be [N, sampling_times-1] = [{n}, {s - 1}], got {tuple(classes.shape)}")
+    classes = avoid_predicted(classes.to(images.device).long(), predicted, num_classes)
+
+    images_per_chunk = max(1, (max_rows or DEFAULT_MAX_ROWS) // s)
+    maps = [
+        _explore(model, images[part], predicted[part], classes[part], spatial_range, int(max_iter))
+        for part in row_chunks(n, images_per_chunk)
+    ]
+    return torch.cat(maps).float()
+
+
+def _explore(model, x, predicted, targets, spatial_range, max_iter):
+    """All S explorations of a few images as one batch of rows: S-1 targeted, then untargeted."""
+    k, s = len(x), targets.shape[1] + 1
+    shape = x.shape[1:]
+    origin = x.repeat_interleave(s, dim=0)
+    eps = origin / spatial_range
+    c_rows = predicted.repeat_interleave(s)
+    # the untargeted row's "target" is c; its g_l is computed but unused
+    l_rows = torch.cat([targets, predicted.view(-1, 1)], dim=1).reshape(-1)
+    targeted = torch.ones(k, s, dtype=torch.bool, device=x.device)
+    targeted[:, -1] = False
+    targeted = targeted.reshape(-1, *[1] * len(shape))
+
+    score = softmax_of(model)
+    state = origin
+    total = torch.zeros_like(origin)
+    for _ in range(max_iter):
+        _, (g_l, g_c) = output_grads(score, state, l_rows, c_rows)
+        direction = torch.where(targeted, g_l.sign(), -g_c.sign())
+        state = (origin + eps * direction).clamp(0, 1)
+        total -= g_c * (state - origin)
+    return total.view(k, s, *shape).sum(dim=1)

