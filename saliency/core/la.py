@@ -46,7 +46,7 @@ def la(
     indices=None,
     max_rows: int | None = None,
 ) -> torch.Tensor:
-    """LA maps, float32, shaped like `images`.
+    """LA maps, float32, shaped like `images` (computed in the images' dtype).
 
     model: logit model on [0,1] images. classes: optional [N, S-1] targeted classes; by default
     they are drawn from a generator seeded by (seed, indices[i]). max_rows bounds how many
@@ -55,7 +55,7 @@ def la(
     """
     if spatial_range <= 0 or int(max_iter) < 1 or int(sampling_times) < 1:
         raise ValueError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
-    images = images.detach().float()
+    images = images.detach()
     n, s = len(images), int(sampling_times)
     with torch.no_grad():
         num_classes = model(images[:1]).shape[1]
