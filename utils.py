@@ -313,3 +313,30 @@ def upsert_csv_row(csv_path, row: dict):
                 writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
+
+
+def build_class_index():
+    """{"0": [wnid, name], ...} for the 1000 ImageNet-1k classes, from installed packages.
+
+    Sources: the WordNet ids in timm's `data/_info/imagenet_synsets.txt` (the standard class
+    order) and the class names in torchvision's ImageNet weights metadata, spaces made
+    underscores (the Keras `imagenet_class_index.json` style).
+    """
+    import timm
+    import torchvision
+
+    synsets = Path(timm.__file__).parent / "data" / "_info" / "imagenet_synsets.txt"
+    wnids = synsets.read_text().split()
+    names = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+    if len(wnids) != 1000 or len(names) != 1000:
+        raise RuntimeError("expected 1000 ImageNet classes in timm's synsets and torchvision's categories")
+    return {str(i): [wnid, name.replace(" ", "_")] for i, (wnid, name) in enumerate(zip(wnids, names))}
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["class-index"]:
+        with atomic_path(CLASS_INDEX_PATH) as tmp:
+            tmp.write_text(json.dumps(build_class_index()))
+        print(f"wrote {CLASS_INDEX_PATH}")
