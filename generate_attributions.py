@@ -42,6 +42,12 @@ def load_inputs(args):
             raise UserError("--limit must be at least 1")
         images, labels = images[: args.limit], labels[: args.limit]
     model = load_model(args.model, weights=args.weights, device=device)
+    if args.attr_method == "deeplift" and args.model in ("resnet50", "vgg16"):
+        # SPEC "Models": DeepLIFT runs on copies whose ReLUs are functional (same weights)
+        import resnet_mod
+        import vgg16_mod
+
+        model = {"resnet50": resnet_mod, "vgg16": vgg16_mod}[args.model].functional_relu_model(model)
     return images, labels, model, device
 
 
