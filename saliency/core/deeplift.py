@@ -1,0 +1,79 @@
+"""DeepLIFT (Rescale rule) through captum.
+
+Shrikumar et al., "Learning Important Features Through Propagating Activation Differences",
+ICML 2017, arXiv 1704.02685.
+
+captum's DeepLift of p_target on the probability model from a zero baseline. captum's rule for
+the final Softmax subtracts the mean multiplier over the whole batch, which makes a map depend
+on the other images of its batch; here that mean is taken over each image's own row (and its
+baseline row), which is exactly what captum computes for a batch of one image. ReLU6 (timm's
+EfficientNet) and functional ReLUs are not modules captum rewrites: they pass plain gradients.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+
+from .common import row_chunks
+
+DEFAULT_MAX_ROWS = 32
+
+
+def _rowwise_deeplift_class():
+    from captum.attr import DeepLift
+
+    class RowwiseSoftmaxDeepLift(DeepLift):
+        """captum DeepLift whose Softmax multipliers are centred per image, not per batch."""
+
+        def _backward_hook(self, module, grad_input, grad_output):
+            if not isinstance(module, nn.Softmax):
+                return super()._backward_hook(module, grad_input, grad_output)
+            if not self.satisfies_attribute_criteria(module):
+                raise RuntimeError(f"DeepLift lost the activations of {module}; is it used more than once in the network?")
+            # rows are [inputs; baselines]; both halves get the differences input - baseline
+            inputs, baselines = module.input.chunk(2)
+            outputs, baseline_outputs = module.output.chunk(2)
+            delta_in = torch.cat(2 * [inputs - baselines])
+            delta_out = torch.cat(2 * [outputs - baseline_outputs])
+            half = len(inputs)
+            rescaled = torch.where(delta_in.abs() < self.eps, grad_input, grad_output * delta_out / delta_in)
+            per_row = rescaled.reshape(len(rescaled), -1).mean(dim=1)
+            per_image = (per_row[:half] + per_row[half:]) / 2
+            centre = torch.cat([per_image, per_image]).view(-1, *[1] * (rescaled.ndim - 1))
+            del module.input
+            del module.output
+            return rescaled - centre
+
+    return RowwiseSoftmaxDeepLift
+
+
+def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None) -> torch.Tensor:
+    """DeepLift maps of p_target from a zero baseline, float32, shaped like `images`.
+
+    model: probability model (for resnet50 and vgg16, the copies with functional ReLUs from
+    resnet_mod / vgg16_mod, as in the reference). max_rows bounds how many images go through
+    captum at once (each image also runs its baseline). captum failures become UserError.
+    """
+    from utils import UserError
+
+    x = images.detach().float()
+    target = torch.as_tensor(target, device=x.device).long().view(-1)
+    explainer = _rowwise_deeplift_class()(model)
+    maps = torch.empty_like(x)
+    for part in row_chunks(len(x), max_rows or DEFAULT_MAX_ROWS):
+        inputs = x[part].clone().requires_grad_(True)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Setting forward, backward hooks", category=UserWarning)
+                with torch.enable_grad():
+                    maps[part] = explainer.attribute(inputs, baselines=torch.zeros_like(inputs), target=target[part]).detach()
+        except (RuntimeError, AssertionError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(
+                f"captum DeepLift failed on this model ({type(err).__name__}: {first[:160]}); it needs every nn.ReLU/"
+                "Softmax/MaxPool module used once and not in place: for resnet50 and vgg16 generate_attributions.py "
+                "uses the functional-ReLU copies (resnet_mod.py, vgg16_mod.py)"
+            ) from None
+    return maps

@@ -1,0 +1,29 @@
+"""Saliency Map (SM).
+
+Simonyan et al., "Deep Inside Convolutional Networks: Visualising Image Classification Models
+and Saliency Maps", ICLR workshop 2014, arXiv 1312.6034.
+
+The map is |d p_target / dx| for the probability model (captum Saliency with abs=True in the
+reference).
+"""
+from __future__ import annotations
+
+import torch
+
+from .common import output_grads, row_chunks
+
+DEFAULT_MAX_ROWS = 64
+
+
+def sm(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None) -> torch.Tensor:
+    """|d model(x)[i, target_i] / dx_i| per image, float32, shaped like `images`.
+
+    model: probability model. max_rows bounds how many images go through the model at once.
+    """
+    x = images.detach().float()
+    target = torch.as_tensor(target, device=x.device).long().view(-1)
+    maps = torch.empty_like(x)
+    for part in row_chunks(len(x), max_rows or DEFAULT_MAX_ROWS):
+        _, (grad,) = output_grads(model, x[part], target[part])
+        maps[part] = grad.abs()
+    return maps
