@@ -25,7 +25,9 @@ demo: setup
 	$(BIN)/python generate_pt.py
 	$(BIN)/python generate_attributions.py $(LA_ARGS)
 	$(BIN)/python eval.py $(LA_ARGS)
-	$(BIN)/python plot.py $(LA_ARGS)
+	$(BIN)/python plot.py heatmaps $(LA_ARGS)
+	$(BIN)/python plot.py grid --model $(DEMO_MODEL) --spatial_range $(DEMO_RANGE) --max_iter $(DEMO_ITER) --sampling_times $(DEMO_SAMPLES)
+	$(BIN)/python plot.py curves --model $(DEMO_MODEL)
 	@echo; cat results.csv
 
 test: setup

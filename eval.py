@@ -16,21 +16,70 @@ import torch
 from tqdm import tqdm
 
 from generate_attributions import add_common_arguments, load_inputs, stem
-from saliency.metric import InsertionDeletion, auc
+from jobs import ChunkStore, Distributed
+from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc
 from utils import UserError, atomic_path, load_npy, model_tag, probability_model, run_cli, upsert_csv_row
 
 
-def score(images, maps, model, batch_size):
-    """{'ins': AUC, 'del': AUC, 'ins_curve': [225, N], 'del_curve': [225, N]}."""
+def curves_of(images, maps, model, batch_size, progress=None):
+    """[N, 2, n_steps+1] float32: insertion then deletion curve of every image."""
     metric = InsertionDeletion(probability_model(model), batch_size=batch_size)
-    total = 2 * len(images) * (metric.n_steps + 1)
-    with tqdm(total=total, desc="insertion/deletion", unit="img") as bar:
-        curves = metric.curves(images, maps, progress=bar)
+    curves = metric.curves(images, maps, progress=progress)
+    return torch.stack([curves["ins"].T, curves["del"].T], dim=1).numpy()
+
+
+def summarize(curves):
+    """The scores file's content from [N, 2, 225] curves: AUCs of the mean curves and the curves."""
     result = {}
-    for game, curve in curves.items():
-        result[game] = np.float64(auc(curve.double().mean(dim=1)))
-        result[f"{game}_curve"] = curve.numpy()
+    for k, game in enumerate(GAMES):
+        curve = curves[:, k].T  # [225, N]
+        result[game] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
+        result[f"{game}_curve"] = np.ascontiguousarray(curve)
     return result
+
+
+def load_maps(args, images):
+    maps = load_npy(Path(args.attr_prefix) / f"{stem(args)}_attributions.npy", "attribution file")
+    if maps.shape != tuple(images.shape):
+        raise UserError(f"maps have shape {maps.shape} but the images {tuple(images.shape)}; "
+                        "regenerate them with the same --data_dir and --limit")
+    if not np.isfinite(maps).all():
+        raise UserError("the attribution file holds NaN or infinite values; regenerate it")
+    return maps
+
+
+def compute_scores(args, out):
+    """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
+    images, _, model, device = load_inputs(args)
+    maps = load_maps(args, images)
+    settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / f"{stem(args)}"),
+                "batch_size": args.batch_size, "images": list(images.shape)}
+    store = ChunkStore(out, len(images), args.chunk, settings)
+    dist = Distributed(device)
+    if dist.main:
+        store.open()
+    dist.barrier()
+    store.open()
+    todo = store.pending(dist.rank, dist.world)
+    dist.barrier()  # every rank has listed its work before any chunk is written
+    per_image = 2 * (N_STEPS + 1)
+    with tqdm(total=per_image * sum(b - a for a, b in todo), desc="insertion/deletion", unit="img",
+              disable=not dist.main) as bar:
+        for a, b in todo:
+            chunk_maps = torch.from_numpy(np.array(maps[a:b], dtype=np.float32))
+            store.save(a, b, curves_of(images[a:b], chunk_maps, model, args.batch_size, bar))
+    dist.barrier()
+    scores = None
+    if dist.main:
+        if not store.complete():
+            raise UserError(f"some chunks in {store.folder} are missing (a rank failed?); rerun to finish them")
+        scores = summarize(store.assemble())
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **scores)
+        store.remove()
+    dist.close()
+    return scores
 
 
 def load_scores(path: Path):
@@ -49,6 +98,7 @@ def main(argv=None):
     parser.add_argument("--prefix", default="scores", help="folder for the scores .npz")
     parser.add_argument("--attr_prefix", default="attributions", help="folder of the attribution .npy files")
     parser.add_argument("--csv_path", default="results.csv")
+    parser.add_argument("--chunk", type=int, default=10, help="images per saved chunk (the unit of resume)")
     args = parser.parse_args(argv)
     args.batch_size = args.batch_size or 100
 
@@ -57,18 +107,9 @@ def main(argv=None):
         scores = load_scores(out)
         print(f"{out} exists; not recomputed")
     else:
-        images, _, model, _ = load_inputs(args)
-        maps = load_npy(Path(args.attr_prefix) / f"{stem(args)}_attributions.npy", "attribution file")
-        if maps.shape != tuple(images.shape):
-            raise UserError(f"maps have shape {maps.shape} but the images {tuple(images.shape)}; "
-                            "regenerate them with the same --data_dir and --limit")
-        maps = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
-        if not torch.isfinite(maps).all():
-            raise UserError("the attribution file holds NaN or infinite values; regenerate it")
-        scores = score(images, maps, model, args.batch_size)
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **scores)
+        scores = compute_scores(args, out)
+        if scores is None:  # not rank 0: rank 0 writes the row
+            return
     la = args.attr_method == "la"
     row = {
         "model": model_tag(args.model, args.weights),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jobs import ChunkStore, Distributed
 from saliency import saliency_zoo
 from utils import (DEFAULT_MODEL, UserError, load_dataset, load_model, model_tag, output_stem, resolve_device,
                    run_cli, save_npy)
@@ -80,12 +81,19 @@ def existing_output_matches(path: Path, n: int) -> bool:
     return True
 
 
+def chunk_size(batch_size, minimum=16):
+    """Images per saved chunk: whole batches, at least `minimum` images."""
+    return batch_size * max(1, -(-minimum // batch_size))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
     parser.add_argument("--prefix", default="attributions", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="images per saved chunk, the unit of resume (default: whole batches, >= 16 images)")
     args = parser.parse_args(argv)
 
     images, labels, model, device = load_inputs(args)
@@ -95,15 +103,36 @@ def main(argv=None):
         return
     batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
     params = method_params(args)
-    maps = []
-    for start in tqdm(range(0, len(images), batch_size), desc=f"{args.attr_method} {args.model}", unit="batch"):
-        batch = slice(start, start + batch_size)
-        maps.append(saliency_zoo.attribute(
-            args.attr_method, model, images[batch].to(device), labels[batch].to(device), seed=args.seed,
-            indices=range(start, min(start + batch_size, len(images))), reference_images=images, **params,
-        ).cpu())
-    save_npy(torch.cat(maps).numpy(), out)
-    print(f"wrote {out}")
+    settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
+                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape)}
+    store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
+    dist = Distributed(device)
+    if dist.main:
+        store.open()
+    dist.barrier()
+    store.open()
+    todo = store.pending(dist.rank, dist.world)
+    dist.barrier()  # every rank has listed its work before any chunk is written
+    total = sum(b - a for a, b in todo)
+    with tqdm(total=total, desc=f"{args.attr_method} {args.model}", unit="img", disable=not dist.main) as bar:
+        for first, last in todo:
+            maps = []
+            for start in range(first, last, batch_size):
+                batch = slice(start, min(start + batch_size, last))
+                maps.append(saliency_zoo.attribute(
+                    args.attr_method, model, images[batch].to(device), labels[batch].to(device), seed=args.seed,
+                    indices=range(batch.start, batch.stop), reference_images=images, **params,
+                ).cpu())
+                bar.update(batch.stop - batch.start)
+            store.save(first, last, torch.cat(maps).numpy())
+    dist.barrier()
+    if dist.main:
+        if not store.complete():
+            raise UserError(f"some chunks in {store.folder} are missing (a rank failed?); rerun to finish them")
+        save_npy(store.assemble(), out)
+        store.remove()
+        print(f"wrote {out}")
+    dist.close()
 
 
 if __name__ == "__main__":

@@ -227,6 +227,10 @@ def resolve_device(name):
         raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per torchrun rank
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
 
 

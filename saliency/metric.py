@@ -15,6 +15,7 @@ import torch
 from .core.common import row_chunks
 
 GAMES = ("ins", "del")
+N_STEPS = 224
 
 
 def descending_rank(maps: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ class InsertionDeletion:
     images or steps.
     """
 
-    def __init__(self, probability_model, n_steps: int = 224, batch_size: int = 100):
+    def __init__(self, probability_model, n_steps: int = N_STEPS, batch_size: int = 100):
         self.model = probability_model
         self.n_steps = n_steps
         self.batch_size = batch_size

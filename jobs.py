@@ -1,0 +1,105 @@
+"""Resumable, shardable work over the images of the evaluation set.
+
+A job splits images 0..N-1 into fixed chunks. Each finished chunk is saved atomically as its own
+.npy in `<output>.parts/`; a rerun (after a crash or `kill -9`) skips the chunks on disk, and the
+ranks of a `torchrun` launch take every world_size-th chunk. When all chunks exist, rank 0 joins
+them into the output. Chunk boundaries depend only on N and the chunk size, so the output is
+bitwise the same however the work was interrupted or split.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from utils import UserError, atomic_path, save_npy
+
+
+class Distributed:
+    """This process's rank and world size under torchrun (torch.distributed), else 0 of 1."""
+
+    def __init__(self, device):
+        self.rank, self.world = 0, 1
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                # ranks may wait long for each other at the final barrier (uneven resumes)
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=24))
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self):
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+class ChunkStore:
+    """Chunks [start, stop) of an N-image job, kept as .npy files beside the final output."""
+
+    def __init__(self, output: Path, n: int, chunk: int, settings: dict):
+        self.output = Path(output)
+        self.n, self.chunk = n, max(1, int(chunk))
+        self.folder = self.output.with_name(self.output.name + ".parts")
+        self.settings = {**settings, "n": n, "chunk": self.chunk}
+
+    def ranges(self):
+        return [(a, min(a + self.chunk, self.n)) for a in range(0, self.n, self.chunk)]
+
+    def _path(self, start, stop):
+        return self.folder / f"{start:08d}-{stop:08d}.npy"
+
+    def open(self):
+        """Create the parts folder, or check that the one on disk was made with the same settings."""
+        manifest = self.folder / "settings.json"
+        if manifest.exists():
+            try:
+                on_disk = json.loads(manifest.read_text())
+            except ValueError:
+                on_disk = None
+            if on_disk != self.settings:
+                raise UserError(f"{self.folder} holds partial results made with other settings; delete it to start over")
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(manifest) as tmp:
+            tmp.write_text(json.dumps(self.settings, sort_keys=True))
+
+    def pending(self, rank=0, world=1):
+        """This rank's chunks that are not on disk yet."""
+        mine = self.ranges()[rank::world]
+        return [(a, b) for a, b in mine if not self._path(a, b).exists()]
+
+    def save(self, start, stop, array):
+        save_npy(np.ascontiguousarray(array), self._path(start, stop))
+
+    def load(self, start, stop):
+        try:
+            return np.load(self._path(start, stop))
+        except Exception:
+            os.unlink(self._path(start, stop))
+            raise UserError(f"a partial result in {self.folder} was corrupt and is removed; rerun to recompute it") from None
+
+    def complete(self):
+        return all(self._path(a, b).exists() for a, b in self.ranges())
+
+    def assemble(self):
+        """All chunks joined along the first axis."""
+        return np.concatenate([self.load(a, b) for a, b in self.ranges()])
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)

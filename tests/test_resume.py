@@ -1,0 +1,148 @@
+"""Resume after kill -9, torchrun sharding, and concurrent results.csv writers."""
+import csv
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, make_images
+from utils import upsert_csv_row
+
+LA_SMALL = ["--model", "efficientnet_lite0", "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2",
+            "--batch_size", "2", "--chunk", "2"]
+STEM = "efficientnet_lite0_la_spatial-range-20_max-iter-2_sampling-times-2"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    torch.save(make_images(8, size=32, seed=4), folder / "img_batch.pt")
+    torch.save(torch.arange(8) * 100, folder / "label_batch.pt")
+    return folder
+
+
+def command(script, data_dir, out, *extra):
+    return [sys.executable, str(ROOT / script), "--data_dir", str(data_dir), *extra, *out]
+
+
+def run_to_end(cmd, cwd, env=None):
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def kill_when(cmd, cwd, parts, chunks_on_disk):
+    """Start cmd, SIGKILL it once `parts` holds that many chunk files (0: as soon as it starts)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(parts.glob("0*.npy"))) >= chunks_on_disk:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_generate_resumes_bitwise_after_kills(data_dir, tmp_path):
+    reference = tmp_path / "reference"
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(reference)], *LA_SMALL), tmp_path)
+    expected = np.load(reference / f"{STEM}_attributions.npy")
+
+    resumed = tmp_path / "resumed"
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(resumed)], *LA_SMALL)
+    parts = resumed / f"{STEM}_attributions.npy.parts"
+    for chunks in [0, 1, 3]:  # during start-up, after one chunk, after three of four
+        kill_when(cmd, tmp_path, parts, chunks)
+    assert not (resumed / f"{STEM}_attributions.npy").exists()
+    assert 1 <= len(list(parts.glob("0*.npy"))) < 4
+    run_to_end(cmd, tmp_path)
+    got = np.load(resumed / f"{STEM}_attributions.npy")
+    assert got.tobytes() == expected.tobytes()
+    assert not parts.exists()
+
+
+def test_eval_resumes_bitwise_after_kills(data_dir, tmp_path):
+    maps = tmp_path / "attr"
+    maps.mkdir()
+    np.save(maps / "efficientnet_lite0_sm_attributions.npy", np.random.default_rng(0).random((8, 3, 32, 32), np.float32))
+    common = ["--attr_method", "sm", "--attr_prefix", str(maps), "--chunk", "2", "--batch_size", "90"]
+    run_to_end(command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path", str(tmp_path / "r1.csv")],
+                       *common), tmp_path)
+    cmd = command("eval.py", data_dir, ["--prefix", str(tmp_path / "s2"), "--csv_path", str(tmp_path / "r2.csv")], *common)
+    parts = tmp_path / "s2" / "efficientnet_lite0_sm_scores.npz.parts"
+    for chunks in [0, 2]:
+        kill_when(cmd, tmp_path, parts, chunks)
+    run_to_end(cmd, tmp_path)
+    a = np.load(tmp_path / "s1" / "efficientnet_lite0_sm_scores.npz")
+    b = np.load(tmp_path / "s2" / "efficientnet_lite0_sm_scores.npz")
+    for key in ["ins", "del", "ins_curve", "del_curve"]:
+        assert a[key].tobytes() == b[key].tobytes()
+    assert (tmp_path / "r1.csv").read_text() == (tmp_path / "r2.csv").read_text()
+
+
+def test_resume_refuses_parts_made_with_other_settings(data_dir, tmp_path):
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(tmp_path)], *LA_SMALL)
+    kill_when(cmd, tmp_path, tmp_path / f"{STEM}_attributions.npy.parts", 1)
+    other = [a if a != "--batch_size" else a for a in LA_SMALL]
+    other[other.index("--batch_size") + 1] = "1"
+    done = subprocess.run(command("generate_attributions.py", data_dir, ["--prefix", str(tmp_path)], *other),
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "other settings" in done.stderr
+
+
+def test_torchrun_two_ranks_write_what_one_process_writes(data_dir, tmp_path):
+    """torchrun gives each rank OMP_NUM_THREADS=1; the thread count decides how CPU kernels
+    round, and LA's sign steps amplify rounding, so the single process gets one thread too."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one"
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(one)], *LA_SMALL), tmp_path, env)
+    two = tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    run_to_end(torchrun + command("generate_attributions.py", data_dir, ["--prefix", str(two)], *LA_SMALL)[1:], tmp_path, env)
+    a = np.load(one / f"{STEM}_attributions.npy")
+    b = np.load(two / f"{STEM}_attributions.npy")
+    assert a.tobytes() == b.tobytes()
+
+    scores = ["--attr_prefix", str(one), "--chunk", "2", "--batch_size", "90", *LA_SMALL[:8]]
+    run_to_end(command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path", str(tmp_path / "one.csv")],
+                       *scores), tmp_path, env)
+    run_to_end(torchrun + command("eval.py", data_dir, ["--prefix", str(tmp_path / "s2"), "--csv_path",
+                                                        str(tmp_path / "two.csv")], *scores)[1:], tmp_path, env)
+    s1 = np.load(tmp_path / "s1" / f"{STEM}_scores.npz")
+    s2 = np.load(tmp_path / "s2" / f"{STEM}_scores.npz")
+    assert s1["ins_curve"].tobytes() == s2["ins_curve"].tobytes()
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+
+
+def _write_rows(path, writer, count):
+    for i in range(count):
+        upsert_csv_row(path, {"model": f"m{writer}", "attr_method": "la", "spatial_range": i, "max-iter": 1,
+                              "samples_number": 1, "insertion": i / 10, "deletion": writer})
+
+
+def test_concurrent_csv_writers_lose_and_tear_nothing(tmp_path):
+    path = tmp_path / "results.csv"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_rows, args=(path, w, 25)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 75
+    assert {(r["model"], r["spatial_range"]) for r in rows} == {(f"m{w}", str(i)) for w in range(3) for i in range(25)}
+    # rerunning a cell replaces its row
+    upsert_csv_row(path, {"model": "m0", "attr_method": "la", "spatial_range": 3, "max-iter": 1, "samples_number": 1,
+                          "insertion": 0.99, "deletion": 0.01})
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 75
+    assert [r["insertion"] for r in rows if r["model"] == "m0" and r["spatial_range"] == "3"] == ["0.99"]
