@@ -53,7 +53,8 @@ def compute_scores(args, out):
     images, _, model, device = load_inputs(args)
     maps = load_maps(args, images)
     settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / f"{stem(args)}"),
-                "batch_size": args.batch_size, "images": list(images.shape)}
+                "batch_size": args.batch_size, "images": list(images.shape), "amp": args.amp,
+                "channels_last": args.channels_last}
     store = ChunkStore(out, len(images), args.chunk, settings)
     dist = Distributed(device)
     if dist.main:

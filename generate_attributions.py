@@ -17,7 +17,7 @@ from tqdm import tqdm
 from jobs import ChunkStore, Distributed
 from saliency import saliency_zoo
 from utils import (DEFAULT_MODEL, UserError, load_dataset, load_model, model_tag, output_stem, resolve_device,
-                   run_cli, save_npy)
+                   run_cli, save_npy, with_speed_modes)
 
 
 def add_common_arguments(parser):
@@ -31,6 +31,8 @@ def add_common_arguments(parser):
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--amp", action="store_true", help="opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)")
+    parser.add_argument("--channels_last", action="store_true", help="opt-in: channels_last memory format")
 
 
 def load_inputs(args):
@@ -49,6 +51,7 @@ def load_inputs(args):
         import vgg16_mod
 
         model = {"resnet50": resnet_mod, "vgg16": vgg16_mod}[args.model].functional_relu_model(model)
+    model = with_speed_modes(model, amp=args.amp, channels_last=args.channels_last)
     return images, labels, model, device
 
 
@@ -92,6 +95,8 @@ def main(argv=None):
     parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
     parser.add_argument("--prefix", default="attributions", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
+    parser.add_argument("--max_rows", type=int, default=None,
+                        help="rows (image x step/sample) per model call inside a method (default: the method's own)")
     parser.add_argument("--chunk", type=int, default=None,
                         help="images per saved chunk, the unit of resume (default: whole batches, >= 16 images)")
     args = parser.parse_args(argv)
@@ -104,7 +109,8 @@ def main(argv=None):
     batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
     params = method_params(args)
     settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
-                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape)}
+                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": args.amp,
+                "channels_last": args.channels_last, "max_rows": args.max_rows}
     store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
     dist = Distributed(device)
     if dist.main:
@@ -121,8 +127,8 @@ def main(argv=None):
                 batch = slice(start, min(start + batch_size, last))
                 maps.append(saliency_zoo.attribute(
                     args.attr_method, model, images[batch].to(device), labels[batch].to(device), seed=args.seed,
-                    indices=range(batch.start, batch.stop), reference_images=images, **params,
-                ).cpu())
+                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=args.max_rows, **params,
+                ).cpu().contiguous())
                 bar.update(batch.stop - batch.start)
             store.save(first, last, torch.cat(maps).numpy())
     dist.barrier()

@@ -213,6 +213,29 @@ def load_model(name, weights="default", device="cpu"):
     return model.to(device)
 
 
+class FastPath(nn.Module):
+    """Opt-in speed modes around a model: bf16 autocast and/or channels_last activations.
+
+    The output is float32 either way, so methods and the metric see the same dtypes.
+    """
+
+    def __init__(self, model, amp=False, channels_last=False):
+        super().__init__()
+        self.model, self.amp, self.channels_last = model, amp, channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return self.model(x).float()
+
+
+def with_speed_modes(model, amp=False, channels_last=False):
+    return FastPath(model, amp, channels_last).eval() if (amp or channels_last) else model
+
+
 def probability_model(logit_model):
     """Normalize -> network -> Softmax, sharing the logit model's modules."""
     return nn.Sequential(logit_model, nn.Softmax(dim=1)).eval()

@@ -75,12 +75,14 @@ def get_method(name) -> Method:
     return ZOO[name]
 
 
-def attribute(name, logit_model, images, labels, *, seed=0, indices=None, reference_images=None, **params):
+def attribute(name, logit_model, images, labels, *, seed=0, indices=None, reference_images=None, max_rows=None,
+              **params):
     """Maps [N,...] float32 for `images` from method `name` with its defaults overridden by params.
 
     labels: ground-truth targets (ignored by LA, which explains its own argmax). indices: the
     images' positions in the evaluation set, for per-image seeding. reference_images: the
-    evaluation set, for methods that draw references from it (eg).
+    evaluation set, for methods that draw references from it (eg). max_rows: rows per model call
+    inside the method (memory and speed only; None keeps the method's default).
     """
     method = get_method(name)
     fn = method.function()
@@ -90,6 +92,8 @@ def attribute(name, logit_model, images, labels, *, seed=0, indices=None, refere
     kwargs = {**method.defaults, **params}
     accepted = inspect.signature(fn).parameters
     optional = {"target": labels, "seed": seed, "indices": indices, "reference_images": reference_images}
+    if max_rows is not None:
+        optional["max_rows"] = max_rows
     kwargs.update({k: v for k, v in optional.items() if k in accepted})
     model = probability_model(logit_model) if method.model == "probability" else logit_model
     maps = fn(model, images, **kwargs)

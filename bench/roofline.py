@@ -1,0 +1,162 @@
+"""Every method and the metric against the hardware's own limit.
+
+    .venv/bin/python bench/roofline.py --model efficientnet_lite0 --images 2
+    .venv/bin/python bench/roofline.py --model resnet50 --weights random --device cuda --images 16
+
+1. The limit: per-image time of a forward pass (inference mode) and of a forward+backward pass
+   (gradient with respect to the input, as the methods take it), each at the best batch size.
+2. Each method is run with hooks on the model that count the rows it forwards (with and
+   without gradient) and the rows it backpropagates. Its limit is what those passes cost at
+   the best batch size: fwd_rows * t_fwd + grad_fwd_rows * t_fwd + bwd_rows * (t_fwdbwd - t_fwd).
+3. achieved/limit = limit time / measured time (1.0 = the method costs only its model passes).
+
+Prints Markdown tables for docs/PERFORMANCE.md. A benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from saliency import saliency_zoo  # noqa: E402
+from saliency.metric import InsertionDeletion  # noqa: E402
+from utils import load_model, probability_model, resolve_device  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, repeats=2):
+    """Best wall time of fn() over a few repeats (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def pass_limits(model, device, size, batches):
+    """{batch: (s per row forward, s per row forward+backward)} and the best of each."""
+    table = {}
+    for batch in batches:
+        x = torch.rand(batch, 3, size, size, device=device)
+        target = torch.zeros(batch, dtype=torch.long, device=device)
+
+        def forward():
+            with torch.inference_mode():
+                model(x)
+
+        def forward_backward():
+            xg = x.clone().requires_grad_(True)
+            out = model(xg).gather(1, target[:, None]).sum()
+            torch.autograd.grad(out, xg)
+
+        try:
+            table[batch] = (timed(forward, device) / batch, timed(forward_backward, device) / batch)
+        except torch.OutOfMemoryError:
+            break
+    best_f = min(v[0] for v in table.values())
+    best_fb = min(v[1] for v in table.values())
+    return table, best_f, best_fb
+
+
+class PassCounter:
+    """Counts rows through a model: forwards without gradient, with gradient, and backwards."""
+
+    def __init__(self, model):
+        self.nograd = self.grad = self.backward = 0
+        self.handles = [model.register_forward_hook(self._forward),
+                        model.register_full_backward_hook(self._backward)]
+
+    def _forward(self, module, inputs, output):
+        if torch.is_grad_enabled():
+            self.grad += len(inputs[0])
+        else:
+            self.nograd += len(inputs[0])
+
+    def _backward(self, module, grad_input, grad_output):
+        self.backward += len(grad_output[0])
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def run_method(name, model, images, labels, batch):
+    for i in range(0, len(images), batch):
+        part = slice(i, i + batch)
+        saliency_zoo.attribute(name, model, images[part], labels[part], indices=range(i, min(i + batch, len(images))),
+                               reference_images=images)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--weights", default="default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--methods", nargs="*", default=None, help="default: every built method; 'metric' for the metric")
+    parser.add_argument("--batches", type=int, nargs="*", default=None, help="batch sizes tried for the limit")
+    parser.add_argument("--data_dir", default="data")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    model = load_model(args.model, weights=args.weights, device=device)
+    batches = args.batches or ([1, 4, 16, 32, 64] if device.type == "cpu" else [16, 32, 64, 128, 256])
+    table, t_f, t_fb = pass_limits(model, device, args.size, batches)
+    t_b = t_fb - t_f
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"## {args.model} ({args.weights}), {card}, torch {torch.__version__}, {args.size}x{args.size}, fp32\n")
+    print("| batch | forward ms/row | forward+backward ms/row |\n| --- | --- | --- |")
+    for batch, (f, fb) in table.items():
+        print(f"| {batch} | {1000 * f:.2f} | {1000 * fb:.2f} |")
+    print(f"\nlimit: forward {1000 * t_f:.2f} ms/row, forward+backward {1000 * t_fb:.2f} ms/row\n")
+
+    path = Path(args.data_dir) / "img_batch.pt"
+    if path.exists() and args.size == 224 and len(torch.load(path)) >= args.images:
+        images = torch.load(path)[: args.images]
+        labels = torch.load(Path(args.data_dir) / "label_batch.pt")[: args.images]
+    else:
+        g = torch.Generator().manual_seed(0)
+        images = torch.rand(args.images, 3, args.size, args.size, generator=g)
+        labels = torch.randint(0, 1000, (args.images,), generator=g)
+    images, labels = images.to(device), labels.to(device)
+
+    print("| stage | batch | fwd rows/img | bwd rows/img | s/img | limit s/img | achieved/limit | img/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.methods or [*saliency_zoo.built_methods(), "metric"]:
+        counter = PassCounter(model)
+        sync(device)
+        start = time.perf_counter()
+        if name == "metric":
+            batch = 100
+            maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
+            InsertionDeletion(probability_model(model), batch_size=batch).curves(images, maps)
+        else:
+            batch = saliency_zoo.get_method(name).reference_batch
+            run_method(name, model, images, labels, batch)
+        sync(device)
+        seconds = (time.perf_counter() - start) / len(images)
+        counter.close()
+        n = len(images)
+        limit = ((counter.nograd + counter.grad) * t_f + counter.backward * t_b) / n
+        print(f"| {name} | {batch} | {(counter.nograd + counter.grad) / n:.0f} | {counter.backward / n:.0f} | "
+              f"{seconds:.2f} | {limit:.2f} | {limit / seconds:.2f} | {1 / seconds:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
