@@ -113,3 +113,21 @@ def test_la_on_the_offline_model(lite0):
     assert first.shape == x.shape and first.dtype == torch.float32
     assert torch.isfinite(first).all() and first.abs().sum() > 0
     assert torch.equal(first, again)  # deterministic
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 5, 8, 100])
+def test_row_chunking_changes_nothing_but_rounding(max_rows):
+    """Pieces smaller than S split an image's runs; the map is the same sum."""
+    model = make_tiny_cnn(dtype=torch.float64)
+    x = make_images(3, size=12, dtype=torch.float64)
+    whole = la(model, x, max_iter=3, sampling_times=5, max_rows=15)
+    pieces = la(model, x, max_iter=3, sampling_times=5, max_rows=max_rows)
+    torch.testing.assert_close(pieces, whole, rtol=1e-6, atol=1e-6 * float(whole.abs().max()))
+
+
+def test_small_pieces_are_batch_invariant_bitwise():
+    model = make_tiny_cnn()
+    x = make_images(4, size=16)
+    together = la(model, x, max_iter=3, sampling_times=5, max_rows=2)
+    alone = torch.cat([la(model, x[i : i + 1], max_iter=3, sampling_times=5, max_rows=2, indices=[i]) for i in range(4)])
+    assert torch.equal(together, alone)

@@ -50,8 +50,9 @@ def la(
 
     model: logit model on [0,1] images. classes: optional [N, S-1] targeted classes; by default
     they are drawn from a generator seeded by (seed, indices[i]). max_rows bounds how many
-    explorations go through the model at once (whole images per chunk, so an image's numbers
-    do not depend on its neighbours).
+    explorations go through the model at once: whole images per call when max_rows >= S, else
+    each image's S runs in fixed pieces of max_rows, so an image's numbers do not depend on
+    its neighbours either way.
     """
     if spatial_range <= 0 or int(max_iter) < 1 or int(sampling_times) < 1:
         raise ValueError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
@@ -68,26 +69,31 @@ def la(
         raise ValueError(f"classes must be [N, sampling_times-1] = [{n}, {s - 1}], got {tuple(classes.shape)}")
     classes = avoid_predicted(classes.to(images.device).long(), predicted, num_classes)
 
-    images_per_chunk = max(1, (max_rows or DEFAULT_MAX_ROWS) // s)
-    maps = [
-        _explore(model, images[part], predicted[part], classes[part], spatial_range, int(max_iter))
-        for part in row_chunks(n, images_per_chunk)
-    ]
+    # column j < S-1 of an image's rows is a targeted run towards classes[:, j]; the last column
+    # is the untargeted run (its "target" is c; its g_l is computed but unused)
+    targets = torch.cat([classes, predicted.view(-1, 1)], dim=1)
+    targeted = torch.arange(s, device=images.device) < s - 1
+    rows = max_rows or DEFAULT_MAX_ROWS
+    if rows >= s:  # whole images per model call
+        maps = [_explore(model, images[part], predicted[part], targets[part], targeted, spatial_range, int(max_iter))
+                for part in row_chunks(n, rows // s)]
+    else:  # each image's runs in pieces of `rows`, the same pieces whatever the batch
+        maps = [sum(_explore(model, images[i : i + 1], predicted[i : i + 1], targets[i : i + 1, cols], targeted[cols],
+                             spatial_range, int(max_iter)) for cols in row_chunks(s, rows))
+                for i in range(n)]
     return torch.cat(maps).float()
 
 
-def _explore(model, x, predicted, targets, spatial_range, max_iter):
-    """All S explorations of a few images as one batch of rows: S-1 targeted, then untargeted."""
-    k, s = len(x), targets.shape[1] + 1
+def _explore(model, x, predicted, targets, targeted, spatial_range, max_iter):
+    """Runs of a few images as one batch of rows; targets [k, m], targeted [m]: which columns
+    are targeted runs. Returns each image's sum of R over its m runs."""
+    k, m = targets.shape
     shape = x.shape[1:]
-    origin = x.repeat_interleave(s, dim=0)
+    origin = x.repeat_interleave(m, dim=0)
     eps = origin / spatial_range
-    c_rows = predicted.repeat_interleave(s)
-    # the untargeted row's "target" is c; its g_l is computed but unused
-    l_rows = torch.cat([targets, predicted.view(-1, 1)], dim=1).reshape(-1)
-    targeted = torch.ones(k, s, dtype=torch.bool, device=x.device)
-    targeted[:, -1] = False
-    targeted = targeted.reshape(-1, *[1] * len(shape))
+    c_rows = predicted.repeat_interleave(m)
+    l_rows = targets.reshape(-1)
+    targeted = targeted.repeat(k).view(-1, *[1] * len(shape))
 
     score = softmax_of(model)
     state = origin
@@ -97,4 +103,4 @@ def _explore(model, x, predicted, targets, spatial_range, max_iter):
         direction = torch.where(targeted, g_l.sign(), -g_c.sign())
         state = (origin + eps * direction).clamp(0, 1)
         total -= g_c * (state - origin)
-    return total.view(k, s, *shape).sum(dim=1)
+    return total.view(k, m, *shape).sum(dim=1)
