@@ -41,3 +41,18 @@ class-index: setup
 
 clean:
 	rm -rf attributions scores figures results.csv results.csv.lock data/*.pt
+
+# A narrowed grid that runs on a CPU: the offline efficientnet_lite0 and resnet50 with random
+# weights (no download; its files and rows say resnet50-random), methods sm, ig and LA at two
+# settings, 4 images; then the paper's tables. Outputs go under attributions/, scores/ and
+# figures/ (subfolder grid-demo), which `make clean` removes. The full grid: ./para_explore.sh
+GRID_DEMO_OUT = --attr_prefix attributions/grid-demo --scores_prefix scores/grid-demo \
+	--csv_path scores/grid-demo/results.csv --log_dir scores/grid-demo/logs
+
+.PHONY: grid-demo
+grid-demo: setup
+	test -f data/img_batch.pt || $(BIN)/python generate_pt.py
+	bash para_explore.sh --python $(BIN)/python --models "efficientnet_lite0 resnet50:random" \
+		--methods "sm ig la" --spatial_ranges 20 --max_iters "5 10" --sampling_times 5 --limit 4 \
+		$(GRID_DEMO_OUT); status=$$?; \
+	$(BIN)/python tables.py --csv scores/grid-demo/results.csv --out figures/grid-demo && exit $$status

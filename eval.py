@@ -113,7 +113,7 @@ def main(argv=None):
             return
     la = args.attr_method == "la"
     row = {
-        "model": model_tag(args.model, args.weights),
+        "model": model_tag(args.model, args.weights, args.amp, args.channels_last),
         "attr_method": args.attr_method,
         "spatial_range": args.spatial_range if la else "-",
         "max-iter": args.max_iter if la else "-",

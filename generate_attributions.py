@@ -56,8 +56,8 @@ def load_inputs(args):
 
 
 def stem(args):
-    return output_stem(model_tag(args.model, args.weights), args.attr_method, args.spatial_range, args.max_iter,
-                       args.sampling_times)
+    tag = model_tag(args.model, args.weights, args.amp, args.channels_last)
+    return output_stem(tag, args.attr_method, args.spatial_range, args.max_iter, args.sampling_times)
 
 
 def default_batch_size(method, model):

@@ -243,7 +243,7 @@ def probability_model(logit_model):
 
 def resolve_device(name):
     if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -300,9 +300,11 @@ def class_names():
 # ---------------------------------------------------------------- file names and results
 
 
-def model_tag(model, weights="default"):
-    """The model part of file names: the name, plus the weights when they are not the default."""
-    return model if weights in (None, "default") else f"{model}-{weights}"
+def model_tag(model, weights="default", amp=False, channels_last=False):
+    """The model part of file names and of results.csv: the name, plus the weights when they are
+    not the default, plus the opt-in speed modes, so their results never overwrite fp32 ones."""
+    tag = model if weights in (None, "default") else f"{model}-{weights}"
+    return tag + ("-amp" if amp else "") + ("-channels_last" if channels_last else "")
 
 
 def output_stem(model_tag_, method, spatial_range=None, max_iter=None, sampling_times=None):
