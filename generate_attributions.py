@@ -51,7 +51,7 @@ def load_inputs(args):
         import vgg16_mod
 
         model = {"resnet50": resnet_mod, "vgg16": vgg16_mod}[args.model].functional_relu_model(model)
-    model = with_speed_modes(model, amp=args.amp, channels_last=args.channels_last)
+    model = with_speed_modes(model, amp=getattr(args, "amp", False), channels_last=getattr(args, "channels_last", False))
     return images, labels, model, device
 
 

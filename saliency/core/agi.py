@@ -16,7 +16,7 @@ import random
 
 import torch
 
-from .common import output_grads, predict, row_chunks, softmax_of
+from .common import output_grads, predict, row_chunks, rows_per_call, softmax_of
 
 PUBLISHED_SEED = 3407
 DEFAULT_MAX_ROWS = 128
@@ -62,7 +62,7 @@ def agi(
                          f"pass classes= for a model with fewer than 1000 classes")
     predicted = predict(model, images)
     k = len(classes)
-    images_per_chunk = max(1, (max_rows or DEFAULT_MAX_ROWS) // k)
+    images_per_chunk = max(1, rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS) // k)
     maps = [
         _integrate(model, images[part], predicted[part], classes, num_classes, float(step_size), int(max_iter))
         for part in row_chunks(len(images), images_per_chunk)

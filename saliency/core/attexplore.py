@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .common import image_generator, image_indices, output_grads, row_chunks
+from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 from .dct import dct2, idct2
 
 NOISE_STD = 16 / 255
@@ -66,7 +66,7 @@ def attexplore(
     if len(target) != len(images):
         raise ValueError(f"{len(target)} targets for {len(images)} images")
     generators = [image_generator(seed, i) for i in image_indices(indices, len(images))]
-    max_rows = max_rows or DEFAULT_MAX_ROWS
+    max_rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
     images_per_chunk = max(1, max_rows // int(num_samples))
     maps = [
         _explore(model, images[part], target[part], generators[part], float(epsilon), int(num_steps),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import output_grads, row_chunks
+from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 EPSILONS = (36, 64, 0.3 * 255, 0.5 * 255, 0.7 * 255, 0.9 * 255, 1.1 * 255)
@@ -68,7 +68,7 @@ def boundary_points(model, images, target, *, epsilons=EPSILONS, num_steps=50, a
     bound_rows = torch.tensor(bounds, dtype=images.dtype, device=images.device)
 
     finals, wins = [], []
-    for part in row_chunks(len(images), max(1, (max_rows or DEFAULT_MAX_ROWS) // u)):
+    for part in row_chunks(len(images), max(1, rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS) // u)):
         x, t = images[part], target[part]
         k = len(x)
         end, success = _attack(model, x.repeat_interleave(u, dim=0), t.repeat_interleave(u),
@@ -133,7 +133,7 @@ def integrated_gradients(model, images, baselines, target, steps, max_rows=None)
     weights = torch.tensor(weights, dtype=torch.float32).to(dtype=dtype, device=device)
     target = target.to(device).long().view(-1)
 
-    rows = max_rows or DEFAULT_MAX_ROWS
+    rows = rows_per_call(max_rows, device, DEFAULT_MAX_ROWS)
     if rows >= steps:  # whole images per call
         plan = [(part, slice(0, steps)) for part in row_chunks(len(images), rows // steps)]
     else:  # one image per call, its steps in pieces

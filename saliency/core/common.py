@@ -59,3 +59,15 @@ def row_chunks(n: int, size: int):
 def predict(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Argmax class of every image, batched."""
     return torch.cat([model(images[s]).argmax(1) for s in row_chunks(len(images), batch_size)])
+
+
+# Rows per model call when a method is not told: on a CPU small batches run closest to the
+# hardware's limit (bench/roofline.py: efficientnet_lite0 on 2 cores is best at 4-16 rows and
+# loses a third at 40+); on a GPU each method's own default, which fills the device.
+CPU_ROWS = 8
+
+
+def rows_per_call(max_rows, device, default: int) -> int:
+    if max_rows:
+        return int(max_rows)
+    return CPU_ROWS if torch.device(device).type == "cpu" else default

@@ -16,7 +16,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .common import row_chunks
+from .common import row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 32
 
@@ -62,7 +62,7 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
     target = torch.as_tensor(target, device=x.device).long().view(-1)
     explainer = _rowwise_deeplift_class()(model)
     maps = torch.empty_like(x)
-    for part in row_chunks(len(x), max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         inputs = x[part].clone().requires_grad_(True)
         try:
             with warnings.catch_warnings():

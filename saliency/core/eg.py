@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import image_generator, image_indices, output_grads, row_chunks
+from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -45,7 +45,7 @@ def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indi
     alphas = alphas.to(x.device).view(-1, *[1] * (x.ndim - 1))
     delta = x - refs
     maps = torch.empty_like(x)
-    for part in row_chunks(n, max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(n, rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         _, (grad,) = output_grads(model, refs[part] + alphas[part] * delta[part], target[part])
         maps[part] = delta[part] * grad
     return maps

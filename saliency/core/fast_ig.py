@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks
+from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -27,7 +27,7 @@ def fast_ig(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int 
     def log_softmax_of_probabilities(inputs):
         return torch.log_softmax(model(inputs), dim=1)
 
-    for part in row_chunks(len(x), max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         # CE = -log_softmax(p)[target], so its gradient is minus that of the chosen score
         _, (grad,) = output_grads(log_softmax_of_probabilities, x[part], target[part])
         maps[part] = -grad * x[part]

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from .common import output_grads, row_chunks
+from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 32
 EPSILON = 1e-9  # closeness of the L1 distances, relative and absolute
@@ -53,7 +53,7 @@ def guided_ig(
         return torch.softmax(model(z), dim=1)
 
     maps = []
-    for part in row_chunks(len(images), max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(len(images), rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)):
         x, t = images[part], target[part]
 
         def gradient(points, t=t):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks
+from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -60,5 +60,5 @@ def ig(model, images: torch.Tensor, target: torch.Tensor, *, n_steps: int = 50,
     def points(step, image):
         return alphas[step].view(-1, *[1] * (x.ndim - 1)) * x[image]
 
-    total = path_gradient_sum(model, x, target, points, weights, max_rows or DEFAULT_MAX_ROWS)
+    total = path_gradient_sum(model, x, target, points, weights, rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS))
     return total * x

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import image_generator, image_indices, output_grads, predict, row_chunks, softmax_of
+from .common import image_generator, image_indices, output_grads, predict, row_chunks, rows_per_call, softmax_of
 
 DEFAULT_MAX_ROWS = 128
 
@@ -73,7 +73,7 @@ def la(
     # is the untargeted run (its "target" is c; its g_l is computed but unused)
     targets = torch.cat([classes, predicted.view(-1, 1)], dim=1)
     targeted = torch.arange(s, device=images.device) < s - 1
-    rows = max_rows or DEFAULT_MAX_ROWS
+    rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
     if rows >= s:  # whole images per model call
         maps = [_explore(model, images[part], predicted[part], targets[part], targeted, spatial_range, int(max_iter))
                 for part in row_chunks(n, rows // s)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks, softmax_of
+from .common import output_grads, row_chunks, rows_per_call, softmax_of
 
 DEFAULT_MAX_ROWS = 64
 
@@ -42,7 +42,7 @@ def mfaba(
         raise ValueError(f"{len(target)} targets for {len(images)} images")
     maps = [
         _descend(model, images[part], target[part], float(epsilon), float(alpha), int(max_iter))
-        for part in row_chunks(len(images), max_rows or DEFAULT_MAX_ROWS)
+        for part in row_chunks(len(images), rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS))
     ]
     return torch.cat(maps).float()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import image_generator, image_indices, output_grads, row_chunks
+from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -31,7 +31,7 @@ def sg(model, images: torch.Tensor, target: torch.Tensor, *, n_samples: int = 50
     shape = tuple(x.shape[1:])
     total = torch.zeros_like(x)
     # rows are image-major and go in order, so each image's samples are drawn in order
-    for part in row_chunks(n * s, max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(n * s, rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         rows = range(part.start, part.stop)
         image = torch.tensor([r // s for r in rows], device=x.device)
         sample = torch.stack([torch.randn(shape, generator=generators[r // s]) for r in rows]).to(x.device) * stdev

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks
+from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -23,7 +23,7 @@ def sm(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | Non
     x = images.detach().float()
     target = torch.as_tensor(target, device=x.device).long().view(-1)
     maps = torch.empty_like(x)
-    for part in row_chunks(len(x), max_rows or DEFAULT_MAX_ROWS):
+    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         _, (grad,) = output_grads(model, x[part], target[part])
         maps[part] = grad.abs()
     return maps
