@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from generate_attributions import add_common_arguments, load_inputs, stem
 from jobs import ChunkStore, Distributed
-from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc
+from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc, default_batch_size
 from utils import UserError, atomic_path, load_npy, model_tag, probability_model, run_cli, upsert_csv_row
 
 
@@ -51,6 +51,7 @@ def load_maps(args, images):
 def compute_scores(args, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
     images, _, model, device = load_inputs(args)
+    args.batch_size = args.batch_size or default_batch_size(device)
     maps = load_maps(args, images)
     settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / f"{stem(args)}"),
                 "batch_size": args.batch_size, "images": list(images.shape), "amp": args.amp,
@@ -101,7 +102,6 @@ def main(argv=None):
     parser.add_argument("--csv_path", default="results.csv")
     parser.add_argument("--chunk", type=int, default=10, help="images per saved chunk (the unit of resume)")
     args = parser.parse_args(argv)
-    args.batch_size = args.batch_size or 100
 
     out = Path(args.prefix) / f"{stem(args)}_scores.npz"
     if out.exists():

@@ -18,6 +18,12 @@ GAMES = ("ins", "del")
 N_STEPS = 224
 
 
+def default_batch_size(device) -> int:
+    """Perturbed images per forward: the published 100 on a GPU; on a CPU small batches keep the
+    activations in cache (efficientnet_lite0 on 2 cores: 15 ms/row at 4, 20 at 8, 35 at 100)."""
+    return 4 if torch.device(device).type == "cpu" else 100
+
+
 def descending_rank(maps: torch.Tensor) -> torch.Tensor:
     """rank[i, j] = position of flat value j in image i's descending order (ties: higher j first).
 
