@@ -3,12 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The demo runs LA at a point of the paper's grid that finishes in minutes on a laptop CPU;
-# `make demo DEMO_ITER=20 DEMO_SAMPLES=20` runs the paper's default setting.
+# The demo runs LA at the paper's default setting; override DEMO_* for another grid point.
 DEMO_MODEL ?= efficientnet_lite0
 DEMO_RANGE ?= 20
-DEMO_ITER ?= 10
-DEMO_SAMPLES ?= 10
+DEMO_ITER ?= 20
+DEMO_SAMPLES ?= 20
 LA_ARGS = --model $(DEMO_MODEL) --attr_method la --spatial_range $(DEMO_RANGE) --max_iter $(DEMO_ITER) --sampling_times $(DEMO_SAMPLES)
 
 .PHONY: setup demo test test-slow class-index clean

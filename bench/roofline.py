@@ -3,13 +3,12 @@
     .venv/bin/python bench/roofline.py --model efficientnet_lite0 --images 2
     .venv/bin/python bench/roofline.py --model resnet50 --weights random --device cuda --images 16
 
-1. The limit: per-row time of a forward pass (inference mode), of a forward recording
-   gradients, and of a backward to the input (as the methods take it), each at its best batch size.
+1. The limit: per-row time of a forward pass (inference mode) and of a forward+backward pass
+   (gradient with respect to the input, as the methods take it), each at its best batch size
+   (median of 5 runs: the minimum is too optimistic on a shared virtual machine).
 2. Each method is run with hooks on the model that count the rows it forwards (with and
    without gradient) and the rows it backpropagates. Its limit is what those passes cost at
-   the best batch size: rows forwarded without gradient x t_fwd + rows forwarded recording
-   gradients x t_fwd_grad + rows backpropagated x t_bwd, where t_bwd is the marginal cost of a
-   backward (a second backward from one forward) and t_fwd_grad = t(forward + backward) - t_bwd.
+   the best batch size: rows forwarded x t_fwd + rows backpropagated x (t_fwdbwd - t_fwd).
 3. achieved/limit = limit time / measured time (1.0 = the method costs only its model passes).
 
 Prints Markdown tables for docs/PERFORMANCE.md. A benchmark, not a test.
@@ -51,10 +50,9 @@ def timed(fn, device, repeats=5):
 
 
 def pass_limits(model, device, size, batches):
-    """Per-row costs at each batch size: forward (inference mode), forward with gradient
-    recording, and one backward to the input (the marginal cost of a second backward from the
-    same forward, as methods that take two gradients pay it). Returns the table and the best
-    (smallest) per-row cost of each over the batch sizes."""
+    """Per-row cost at each batch size of a forward (inference mode) and of a forward+backward
+    (gradient of one output per row with respect to the input, as the methods take it).
+    Returns the table and the best (smallest) per-row cost of each over the batch sizes."""
     table = {}
     for batch in batches:
         x = torch.rand(batch, 3, size, size, device=device)
@@ -64,23 +62,15 @@ def pass_limits(model, device, size, batches):
             with torch.inference_mode():
                 model(x)
 
-        def forward_backward(times):
-            def run():
-                xg = x.clone().requires_grad_(True)
-                out = model(xg).gather(1, target[:, None]).sum()
-                for k in range(times):
-                    torch.autograd.grad(out, xg, retain_graph=k + 1 < times)
-            return run
+        def forward_backward():
+            xg = x.clone().requires_grad_(True)
+            torch.autograd.grad(model(xg).gather(1, target[:, None]).sum(), xg)
 
         try:
-            f = timed(forward, device) / batch
-            fb1 = timed(forward_backward(1), device) / batch
-            fb2 = timed(forward_backward(2), device) / batch
+            table[batch] = (timed(forward, device) / batch, timed(forward_backward, device) / batch)
         except torch.OutOfMemoryError:
             break
-        b = max(fb2 - fb1, 0.0)
-        table[batch] = (f, fb1 - b, b)
-    best = tuple(min(v[k] for v in table.values()) for k in range(3))
+    best = tuple(min(v[k] for v in table.values()) for k in range(2))
     return table, best
 
 
@@ -128,15 +118,15 @@ def main():
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
     batches = args.batches or ([1, 2, 4, 8, 16] if device.type == "cpu" else [16, 32, 64, 128, 256])
-    table, (t_f, t_fg, t_b) = pass_limits(model, device, args.size, batches)
+    table, (t_f, t_fb) = pass_limits(model, device, args.size, batches)
+    t_b = t_fb - t_f  # a backward costs what a forward+backward costs beyond the forward
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     print(f"## {args.model} ({args.weights}), {card}, torch {torch.__version__}, {args.size}x{args.size}, fp32\n")
-    print("| batch | forward ms/row | forward recording gradients ms/row | backward ms/row |\n| --- | --- | --- | --- |")
-    for batch, (f, fg, b) in table.items():
-        print(f"| {batch} | {1000 * f:.2f} | {1000 * fg:.2f} | {1000 * b:.2f} |")
-    print(f"\nlimit (best over batch sizes): forward {1000 * t_f:.2f}, forward recording gradients {1000 * t_fg:.2f}, "
-          f"backward {1000 * t_b:.2f} ms/row\n")
+    print("| batch | forward ms/row | forward+backward ms/row |\n| --- | --- | --- |")
+    for batch, (f, fb) in table.items():
+        print(f"| {batch} | {1000 * f:.2f} | {1000 * fb:.2f} |")
+    print(f"\nlimit (best over batch sizes): forward {1000 * t_f:.2f} ms/row, forward+backward {1000 * t_fb:.2f} ms/row\n")
 
     path = Path(args.data_dir) / "img_batch.pt"
     if path.exists() and args.size == 224 and len(torch.load(path)) >= args.images:
@@ -165,7 +155,7 @@ def main():
         seconds = (time.perf_counter() - start) / len(images)
         counter.close()
         n = len(images)
-        limit = (counter.nograd * t_f + counter.grad * t_fg + counter.backward * t_b) / n
+        limit = ((counter.nograd + counter.grad) * t_f + counter.backward * t_b) / n
         print(f"| {name} | {batch} | {(counter.nograd + counter.grad) / n:.0f} | {counter.backward / n:.0f} | "
               f"{seconds:.2f} | {limit:.2f} | {limit / seconds:.2f} | {1 / seconds:.3f} |", flush=True)
 
