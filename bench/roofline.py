@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from generate_attributions import default_batch_size as method_batch_size  # noqa: E402
 from saliency import saliency_zoo  # noqa: E402
 from saliency.metric import InsertionDeletion, default_batch_size  # noqa: E402
 from utils import load_model, probability_model, resolve_device  # noqa: E402
@@ -149,7 +150,7 @@ def main():
             maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
             InsertionDeletion(probability_model(model), batch_size=batch).curves(images, maps)
         else:
-            batch = saliency_zoo.get_method(name).reference_batch
+            batch = method_batch_size(name, args.model)
             run_method(name, model, images, labels, batch)
         sync(device)
         seconds = (time.perf_counter() - start) / len(images)

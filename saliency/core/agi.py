@@ -62,11 +62,14 @@ def agi(
                          f"pass classes= for a model with fewer than 1000 classes")
     predicted = predict(model, images)
     k = len(classes)
-    images_per_chunk = max(1, rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS) // k)
-    maps = [
-        _integrate(model, images[part], predicted[part], classes, num_classes, float(step_size), int(max_iter))
-        for part in row_chunks(len(images), images_per_chunk)
-    ]
+    rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
+    if rows >= k:  # whole images per model call
+        maps = [_integrate(model, images[part], predicted[part], classes, num_classes, float(step_size), int(max_iter))
+                for part in row_chunks(len(images), rows // k)]
+    else:  # each image's classes in fixed pieces of `rows`, the same pieces whatever the batch
+        maps = [sum(_integrate(model, images[i : i + 1], predicted[i : i + 1], classes[part], num_classes,
+                               float(step_size), int(max_iter)) for part in row_chunks(k, rows))
+                for i in range(len(images))]
     return torch.cat(maps).float()
 
 
