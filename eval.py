@@ -3,7 +3,7 @@
     python eval.py --model efficientnet_lite0 --attr_method la
 
 reads {attr_prefix}/<stem>_attributions.npy, writes {prefix}/<stem>_scores.npz (ins, del: AUCs
-of the mean curves; ins_curve, del_curve: [225, N]; classes: the scored class per image) and
+of the mean curves; ins_curve, del_curve: [225, N]) and
 puts one row into --csv_path, replacing an earlier row of the same model, method and parameters.
 """
 from __future__ import annotations
