@@ -260,11 +260,13 @@ def test_functional_models_keep_the_offline_download_error(monkeypatch):
             module.load_model()
 
 
-def test_generate_attributions_uses_functional_resnet_for_deeplift():
+def test_generate_attributions_uses_functional_resnet_for_deeplift(tmp_path):
     from generate_attributions import load_inputs
 
+    torch.save(torch.rand(1, 3, 32, 32), tmp_path / "img_batch.pt")
+    torch.save(torch.tensor([3]), tmp_path / "label_batch.pt")
     args = argparse.Namespace(attr_method="deeplift", model="resnet50", weights="random", device="cpu",
-                              data_dir=str(ROOT / "data"), limit=1)
+                              data_dir=str(tmp_path), limit=1)
     _, _, model, _ = load_inputs(args)
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
     args.attr_method = "sm"
