@@ -58,12 +58,7 @@ def compute_scores(args, out):
                 "channels_last": args.channels_last}
     store = ChunkStore(out, len(images), args.chunk, settings)
     dist = Distributed(device)
-    if dist.main:
-        store.open()
-    dist.barrier()
-    store.open()
-    todo = store.pending(dist.rank, dist.world)
-    dist.barrier()  # every rank has listed its work before any chunk is written
+    todo = store.claim(dist)
     per_image = 2 * (N_STEPS + 1)
     with tqdm(total=per_image * sum(b - a for a, b in todo), desc="insertion/deletion", unit="img",
               disable=not dist.main) as bar:

@@ -116,12 +116,7 @@ def main(argv=None):
                 "channels_last": args.channels_last, "max_rows": args.max_rows}
     store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
     dist = Distributed(device)
-    if dist.main:
-        store.open()
-    dist.barrier()
-    store.open()
-    todo = store.pending(dist.rank, dist.world)
-    dist.barrier()  # every rank has listed its work before any chunk is written
+    todo = store.claim(dist)
     total = sum(b - a for a, b in todo)
     with tqdm(total=total, desc=f"{args.attr_method} {args.model}", unit="img", disable=not dist.main) as bar:
         for first, last in todo:

@@ -79,6 +79,17 @@ class ChunkStore:
         with atomic_path(manifest) as tmp:
             tmp.write_text(json.dumps(self.settings, sort_keys=True))
 
+    def claim(self, dist: Distributed):
+        """Open the parts folder on every rank and return this rank's pending chunks; no rank
+        writes a chunk before all have listed theirs (else a chunk could go unclaimed)."""
+        if dist.main:
+            self.open()
+        dist.barrier()
+        self.open()
+        todo = self.pending(dist.rank, dist.world)
+        dist.barrier()
+        return todo
+
     def pending(self, rank=0, world=1):
         """This rank's chunks that are not on disk yet."""
         mine = self.ranges()[rank::world]

@@ -14,6 +14,19 @@ sys.path.insert(0, str(ROOT))
 from utils import Normalize  # noqa: E402
 
 
+# small settings so that every method runs in seconds on a tiny CNN
+SMALL_SETTINGS = {
+    "la": {"max_iter": 3, "sampling_times": 4},
+    "agi": {"max_iter": 3, "topk": 3},
+    "attexplore": {"num_steps": 2, "num_samples": 3},
+    "big": {"num_steps": 5, "gradient_steps": 6},
+    "guided_ig": {"n_steps": 5},
+    "ig": {"n_steps": 6},
+    "mfaba": {"max_iter": 5},
+    "sg": {"n_samples": 4},
+}
+
+
 def make_tiny_cnn(num_classes: int = 10, seed: int = 0, dtype=torch.float32) -> nn.Module:
     """Logit model on [0,1] images of any size >= 8: Normalize -> conv/BN/ReLU/maxpool -> linear."""
     torch.manual_seed(seed)

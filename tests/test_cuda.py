@@ -7,23 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_images, make_tiny_cnn
+from conftest import SMALL_SETTINGS, make_images, make_tiny_cnn
 from saliency import saliency_zoo
 from saliency.metric import InsertionDeletion
 from utils import probability_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-SMALL = {
-    "la": {"max_iter": 3, "sampling_times": 4},
-    "agi": {"max_iter": 3, "topk": 3},
-    "attexplore": {"num_steps": 2, "num_samples": 3},
-    "big": {"num_steps": 5, "gradient_steps": 6},
-    "guided_ig": {"n_steps": 5},
-    "ig": {"n_steps": 6},
-    "mfaba": {"max_iter": 5},
-    "sg": {"n_samples": 4},
-}
+SMALL = SMALL_SETTINGS
 
 
 def pearson(a, b):

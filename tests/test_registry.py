@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import make_images, make_tiny_cnn
+from conftest import SMALL_SETTINGS, make_images, make_tiny_cnn
 from saliency import saliency_zoo
 from utils import UserError
 
@@ -24,17 +24,7 @@ SPEC_TABLE = {
     "sm": ({}, "probability", 64),
 }
 
-# small settings so that all twelve run in seconds on a tiny CNN
-SMALL = {
-    "la": {"max_iter": 3, "sampling_times": 4},
-    "agi": {"max_iter": 3, "topk": 3},
-    "attexplore": {"num_steps": 2, "num_samples": 3},
-    "big": {"num_steps": 5, "gradient_steps": 6},
-    "guided_ig": {"n_steps": 5},
-    "ig": {"n_steps": 6},
-    "mfaba": {"max_iter": 5},
-    "sg": {"n_samples": 4},
-}
+SMALL = SMALL_SETTINGS
 
 
 def test_all_twelve_are_registered_and_built():
