@@ -70,50 +70,54 @@ def _guided_path(gradient, x_input, shape, steps, fraction, max_dist):
     baseline = torch.zeros_like(x_input)
     diff = x_input - baseline
     moving = diff != 0
-    l1_total = (x_input - baseline).abs().sum(dim=1)
-    live = diff.abs().sum(dim=1) != 0  # an image equal to the baseline gets a zero map
+    l1_total = diff.abs().sum(dim=1)
+    live = l1_total != 0  # an image equal to the baseline gets a zero map
     x = baseline.clone()
     attr = torch.zeros_like(x_input)
     k, d = x_input.shape
     rank = math.floor((d - 1) * fraction) + 1  # numpy's quantile, method 'lower', as a 1-based order statistic
-    inf = torch.tensor(float("inf"), device=x_input.device)
 
     for step in range(steps):
         grad = gradient(x.view(k, *shape)).reshape(k, d)
         alpha = (step + 1.0) / steps
         alpha_min = max(alpha - max_dist, 0.0)
         alpha_max = min(alpha + max_dist, 1.0)
-        x_min = baseline + diff * alpha_min
         x_max = baseline + diff * alpha_max
         l1_target = l1_total * (1 - (step + 1) / steps)
+        start = x
+        # Features that fell behind alpha_min jump to x_min (constant features count as ahead).
+        # The reference re-checks this on every inner iteration; x only moves towards x_max
+        # afterwards, so once per step is the same. Likewise the step's attribution, summed
+        # over the inner iterations as (x_new - x_old) * grad, telescopes to (x_end - start) * grad.
+        where_alpha = torch.where(moving, (x - baseline) / diff, alpha_max)
+        x = torch.where(where_alpha < alpha_min, baseline + diff * alpha_min, x)
 
         active = live.clone()
-        while active.any():
-            r = active.nonzero().squeeze(1)
-            old, g, top = x[r], grad[r], x_max[r]
-            # features that fell behind alpha_min jump to x_min (constant features count as ahead)
-            where_alpha = torch.where(moving[r], (old - baseline[r]) / diff[r], torch.full_like(old, alpha_max))
-            cur = torch.where(where_alpha < alpha_min, x_min[r], old)
-            l1_current = (cur - x_input[r]).abs().sum(dim=1)
-            close = _isclose(l1_target[r], l1_current)
-
+        while True:
+            l1_current = (x - x_input).abs().sum(dim=1)
+            active &= ~_isclose(l1_target, l1_current)  # the image's L1 target is met
+            if not active.any():
+                break
+            rows = slice(None) if active.all() else active.nonzero().squeeze(1)
+            cur, top = x[rows], x_max[rows]
             # lowest |gradient| among the features not yet at x_max
-            masked = torch.where(cur == top, inf.to(g.dtype), g)
-            size = masked.abs()
+            size = torch.where(cur == top, float("inf"), grad[rows].abs())
             threshold = size.kthvalue(rank, dim=1, keepdim=True).values
-            chosen = (size <= threshold) & (masked != inf)
+            chosen = (size <= threshold) & (size != float("inf"))
             l1_s = ((cur - top).abs() * chosen).sum(dim=1)
-            gamma = torch.where(l1_s > 0, (l1_current - l1_target[r]) / l1_s, inf.to(l1_s.dtype))
+            over = l1_current[rows] - l1_target[rows]
+            gamma = torch.where(l1_s > 0, over / l1_s, float("inf"))
             full = gamma > 1.0
             moved = torch.where(full.unsqueeze(1), top, cur + (top - cur) * gamma.unsqueeze(1))
-            new = torch.where(chosen & ~close.unsqueeze(1), moved, cur)
-
-            x[r] = new
-            attr[r] += (new - old) * g.to(torch.float64)
-            # an image's inner loop ends when its L1 target is met; also when nothing is left to
-            # select (the reference would loop forever there)
-            done = close | ~full | ~chosen.any(dim=1)
-            active[r[done]] = False
+            x[rows] = torch.where(chosen, moved, cur)
+            # an image's inner loop ends when its L1 target is hit by a partial move; also when
+            # nothing is left to select (the reference would loop forever there)
+            done = ~full | ~chosen.any(dim=1)
+            if isinstance(rows, slice):
+                active &= ~done
+            else:
+                active[rows[done]] = False
+        attr += (x - start) * grad.to(torch.float64)
     return attr
 
 
