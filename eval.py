@@ -18,13 +18,18 @@ from tqdm import tqdm
 from generate_attributions import add_common_arguments, load_inputs, stem
 from jobs import ChunkStore, Distributed
 from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc, default_batch_size
-from utils import UserError, atomic_path, load_npy, model_tag, probability_model, run_cli, upsert_csv_row
+from saliency.core.common import predict
+from utils import UserError, atomic_path, auto_rows, exact_model, load_npy, model_tag, probability_model, run_cli, upsert_csv_row
 
 
 def curves_of(images, maps, model, batch_size, progress=None):
-    """[N, 2, n_steps+1] float32: insertion then deletion curve of every image."""
+    """[N, 2, n_steps+1] float32: insertion then deletion curve of every image. The scored class
+    is the fp32 argmax on the clean image, also under --amp (utils.exact_model)."""
     metric = InsertionDeletion(probability_model(model), batch_size=batch_size)
-    curves = metric.curves(images, maps, progress=progress)
+    classes = None
+    if exact_model(model) is not model:
+        classes = predict(exact_model(model), images.to(next(model.parameters()).device), batch_size)
+    curves = metric.curves(images, maps, progress=progress, classes=classes)
     return torch.stack([curves["ins"].T, curves["del"].T], dim=1).numpy()
 
 
@@ -51,12 +56,14 @@ def load_maps(args, images):
 def compute_scores(args, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
     images, _, model, device = load_inputs(args)
-    args.batch_size = args.batch_size or default_batch_size(device)
     maps = load_maps(args, images)
+    # the user's --batch_size goes into the manifest: an automatic one may differ on resume
     settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / f"{stem(args)}"),
-                "batch_size": args.batch_size, "images": list(images.shape), "amp": args.amp,
+                "batch_size": args.batch_size or "auto", "images": list(images.shape), "amp": args.amp,
                 "channels_last": args.channels_last}
     store = ChunkStore(out, len(images), args.chunk, settings)
+    # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
+    batch_size = args.batch_size or auto_rows(model, images.shape[1:], device, grad=False) or default_batch_size(device)
     dist = Distributed(device)
     todo = store.claim(dist)
     per_image = 2 * (N_STEPS + 1)
@@ -64,7 +71,7 @@ def compute_scores(args, out):
               disable=not dist.main) as bar:
         for a, b in todo:
             chunk_maps = torch.from_numpy(np.array(maps[a:b], dtype=np.float32))
-            store.save(a, b, curves_of(images[a:b], chunk_maps, model, args.batch_size, bar))
+            store.save(a, b, curves_of(images[a:b], chunk_maps, model, batch_size, bar))
     dist.barrier()
     scores = None
     if dist.main:

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from jobs import ChunkStore, Distributed
 from saliency import saliency_zoo
-from utils import (DEFAULT_MODEL, UserError, load_dataset, load_model, model_tag, output_stem, resolve_device,
+from saliency.core.common import predict
+from utils import (DEFAULT_MODEL, UserError, auto_rows, exact_model, load_dataset, load_model, model_tag, output_stem, resolve_device,
                    run_cli, save_npy, with_speed_modes)
 
 
@@ -99,7 +100,8 @@ def main(argv=None):
     parser.add_argument("--prefix", default="attributions", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
     parser.add_argument("--max_rows", type=int, default=None,
-                        help="rows (image x step/sample) per model call inside a method (default: the method's own)")
+                        help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
+                             "70%% of the free memory, measured; on a CPU the method's own)")
     parser.add_argument("--chunk", type=int, default=None,
                         help="images per saved chunk, the unit of resume (default: whole batches, >= 16 images)")
     args = parser.parse_args(argv)
@@ -111,6 +113,9 @@ def main(argv=None):
         return
     batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
     params = method_params(args)
+    # on CUDA, rows per model call fill the memory budget unless the user set --max_rows
+    max_rows = args.max_rows or auto_rows(model, images.shape[1:], device, grad=True,
+                                          rows_per_unit=saliency_zoo.get_method(args.attr_method).rows_per_unit)
     settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
                 "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": args.amp,
                 "channels_last": args.channels_last, "max_rows": args.max_rows}
@@ -118,14 +123,18 @@ def main(argv=None):
     dist = Distributed(device)
     todo = store.claim(dist)
     total = sum(b - a for a, b in todo)
+    # --amp: the class a prediction-explaining method explains is decided in fp32 (utils.exact_model)
+    decide = args.amp and saliency_zoo.get_method(args.attr_method).takes("predicted")
     with tqdm(total=total, desc=f"{args.attr_method} {args.model}", unit="img", disable=not dist.main) as bar:
         for first, last in todo:
             maps = []
             for start in range(first, last, batch_size):
                 batch = slice(start, min(start + batch_size, last))
+                x = images[batch].to(device)
+                predicted = predict(exact_model(model), x) if decide else None
                 maps.append(saliency_zoo.attribute(
-                    args.attr_method, model, images[batch].to(device), labels[batch].to(device), seed=args.seed,
-                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=args.max_rows, **params,
+                    args.attr_method, model, x, labels[batch].to(device), seed=args.seed, predicted=predicted,
+                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **params,
                 ).cpu().contiguous())
                 bar.update(batch.stop - batch.start)
             store.save(first, last, torch.cat(maps).numpy())

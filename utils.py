@@ -236,6 +236,15 @@ def with_speed_modes(model, amp=False, channels_last=False):
     return FastPath(model, amp, channels_last).eval() if (amp or channels_last) else model
 
 
+def exact_model(model):
+    """The model without bf16 autocast. --amp decides in fp32 which class is explained (la, agi)
+    and scored (the metric): bf16 rounding swaps the argmax of an image whose top two
+    probabilities are close, and that swap, not the rounding of the maps, moved AUCs most."""
+    if isinstance(model, FastPath) and model.amp:
+        return FastPath(model.model, amp=False, channels_last=model.channels_last).eval()
+    return model
+
+
 def probability_model(logit_model):
     """Normalize -> network -> Softmax, sharing the logit model's modules."""
     return nn.Sequential(logit_model, nn.Softmax(dim=1)).eval()
@@ -255,6 +264,62 @@ def resolve_device(name):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+# ---------------------------------------------------------------- memory budget (CUDA)
+
+MEMORY_BUDGET = 0.7  # share of the device's free memory one model call may fill
+MAX_AUTO_ROWS = 1024  # beyond this a GPU gains nothing and a failed call loses much
+
+
+def rows_within(free_bytes, fixed_bytes, bytes_per_row, budget=MEMORY_BUDGET, cap=MAX_AUTO_ROWS):
+    """The largest power of two of rows whose pass fits budget * free_bytes (at least 1, at most cap).
+
+    Powers of two keep the choice stable between runs on one card whose free memory moves a little,
+    so a resumed run usually makes the same calls as the first."""
+    fit = int((budget * free_bytes - fixed_bytes) // max(bytes_per_row, 1))
+    rows = 1
+    while rows * 2 <= min(fit, cap):
+        rows *= 2
+    return rows
+
+
+def measure_pass_bytes(model, image_shape, device, grad, rows=(8, 24)):
+    """(fixed, per-row) peak CUDA bytes of one model call, from calls of two sizes: a forward in
+    inference mode, or (grad=True) a forward and the input gradients of two outputs per row, as
+    the gradient methods take them."""
+    from saliency.core.common import output_grads, softmax_of
+
+    peaks = []
+    for n in rows:
+        x = torch.rand(n, *image_shape, device=device)
+        classes = torch.zeros(n, dtype=torch.long, device=device)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        if grad:
+            output_grads(softmax_of(model), x, classes, classes)
+        else:
+            with torch.inference_mode():
+                model(x)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - before)
+        del x, classes
+    per_row = max((peaks[1] - peaks[0]) / (rows[1] - rows[0]), 1.0)
+    return max(peaks[0] - per_row * rows[0], 0.0), per_row
+
+
+def auto_rows(model, image_shape, device, grad, rows_per_unit=1):
+    """Rows per model call that fit the memory budget on a CUDA device; None elsewhere (methods
+    and the metric then use their CPU defaults). rows_per_unit: model rows one unit of the
+    method's max_rows makes (DeepLIFT passes each image with its baseline: 2)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    fixed, per_row = measure_pass_bytes(model, image_shape, device, grad)
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, rows_within(free, fixed, per_row * rows_per_unit))
 
 
 # ---------------------------------------------------------------- data

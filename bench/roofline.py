@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from generate_attributions import default_batch_size as method_batch_size  # noqa: E402
 from saliency import saliency_zoo  # noqa: E402
 from saliency.metric import InsertionDeletion, default_batch_size  # noqa: E402
-from utils import load_model, probability_model, resolve_device  # noqa: E402
+from utils import auto_rows, load_model, probability_model, resolve_device  # noqa: E402
 
 
 def sync(device):
@@ -97,11 +97,11 @@ class PassCounter:
             h.remove()
 
 
-def run_method(name, model, images, labels, batch):
+def run_method(name, model, images, labels, batch, max_rows):
     for i in range(0, len(images), batch):
         part = slice(i, i + batch)
         saliency_zoo.attribute(name, model, images[part], labels[part], indices=range(i, min(i + batch, len(images))),
-                               reference_images=images)
+                               reference_images=images, max_rows=max_rows)
 
 
 def main():
@@ -139,25 +139,30 @@ def main():
         labels = torch.randint(0, 1000, (args.images,), generator=g)
     images, labels = images.to(device), labels.to(device)
 
-    print("| stage | batch | fwd rows/img | bwd rows/img | s/img | limit s/img | achieved/limit | img/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| stage | images per call | rows per model call | fwd rows/img | bwd rows/img | s/img | limit s/img | achieved/limit | img/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.methods or [*saliency_zoo.built_methods(), "metric"]:
+        # the scripts' choices: on CUDA rows per call from the memory budget (measured before the clock starts)
+        if name == "metric":
+            batch = rows = auto_rows(model, images.shape[1:], device, grad=False) or default_batch_size(device)
+        else:
+            batch = method_batch_size(name, args.model)
+            rows = auto_rows(model, images.shape[1:], device, grad=True,
+                             rows_per_unit=saliency_zoo.get_method(name).rows_per_unit)
         counter = PassCounter(model)
         sync(device)
         start = time.perf_counter()
         if name == "metric":
-            batch = default_batch_size(device)
             maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
             InsertionDeletion(probability_model(model), batch_size=batch).curves(images, maps)
         else:
-            batch = method_batch_size(name, args.model)
-            run_method(name, model, images, labels, batch)
+            run_method(name, model, images, labels, batch, rows)
         sync(device)
         seconds = (time.perf_counter() - start) / len(images)
         counter.close()
         n = len(images)
         limit = ((counter.nograd + counter.grad) * t_f + counter.backward * t_b) / n
-        print(f"| {name} | {batch} | {(counter.nograd + counter.grad) / n:.0f} | {counter.backward / n:.0f} | "
+        print(f"| {name} | {batch} | {rows or 'method default'} | {(counter.nograd + counter.grad) / n:.0f} | {counter.backward / n:.0f} | "
               f"{seconds:.2f} | {limit:.2f} | {limit / seconds:.2f} | {1 / seconds:.3f} |", flush=True)
 
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .core.common import row_chunks
+from .core.common import checked_classes, row_chunks
 
 GAMES = ("ins", "del")
 N_STEPS = 224
@@ -56,12 +56,16 @@ class InsertionDeletion:
         self.batch_size = batch_size
 
     @torch.inference_mode()
-    def curves(self, images: torch.Tensor, maps: torch.Tensor, progress=None) -> dict:
+    def curves(self, images: torch.Tensor, maps: torch.Tensor, progress=None, classes=None) -> dict:
+        """classes: [N] class scored per image; None: the model's argmax on the clean image."""
         if maps.shape != images.shape:
             raise ValueError(f"maps {tuple(maps.shape)} and images {tuple(images.shape)} differ in shape")
         device = next(self.model.parameters()).device
         images = images.to(device, torch.float32)
-        classes = torch.cat([self.model(images[s]).argmax(1) for s in row_chunks(len(images), self.batch_size)])
+        if classes is None:
+            classes = torch.cat([self.model(images[s]).argmax(1) for s in row_chunks(len(images), self.batch_size)])
+        else:
+            classes = checked_classes(classes, len(images), device)
         return {game: self._game(game, images, maps, classes, progress).T.cpu() for game in GAMES}
 
     def _game(self, game, images, maps, classes, progress):

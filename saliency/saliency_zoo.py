@@ -17,7 +17,7 @@ from utils import UserError, probability_model
 
 
 # keyword arguments that steer how a method runs, not what it computes
-RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes", "max_rows"}
+RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes", "predicted", "max_rows"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Method:
     model: str  # "logit" or "probability": what the function is given
     explains: str
     reference_batch: int = 4  # images per call in the published code (SPEC)
+    rows_per_unit: int = 1  # model rows per unit of max_rows (DeepLIFT passes image and baseline)
 
     @property
     def module(self):
@@ -41,6 +42,9 @@ class Method:
         params = inspect.signature(self.function()).parameters.values()
         return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name not in RUNTIME_ARGUMENTS}
 
+    def takes(self, argument: str) -> bool:
+        return argument in inspect.signature(self.function()).parameters
+
     def function(self):
         if not self.built:
             raise UserError(f"method {self.name!r} is registered but not built yet (see the baselines issue); built: {', '.join(built_methods())}")
@@ -52,7 +56,7 @@ ZOO = {m.name: m for m in [
     Method("agi", "logit", "-d softmax_c/dx * step along sign(d softmax_l/dx) for 20 fixed classes l", 64),
     Method("attexplore", "logit", "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4),
     Method("big", "probability", "IG of p_target from the closest FGSM boundary point", 1),
-    Method("deeplift", "probability", "captum DeepLift of p_target, zero baseline", 4),
+    Method("deeplift", "probability", "captum DeepLift of p_target, zero baseline", 4, rows_per_unit=2),
     Method("eg", "probability", "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set", 4),
     Method("fast_ig", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1),
     Method("guided_ig", "probability", "Guided IG of softmax(p)[target], zero baseline", 1),
@@ -76,13 +80,14 @@ def get_method(name) -> Method:
 
 
 def attribute(name, logit_model, images, labels, *, seed=0, indices=None, reference_images=None, max_rows=None,
-              **params):
+              predicted=None, **params):
     """Maps [N,...] float32 for `images` from method `name` with its defaults overridden by params.
 
     labels: ground-truth targets (ignored by LA, which explains its own argmax). indices: the
     images' positions in the evaluation set, for per-image seeding. reference_images: the
     evaluation set, for methods that draw references from it (eg). max_rows: rows per model call
-    inside the method (memory and speed only; None keeps the method's default).
+    inside the method (memory and speed only; None keeps the method's default). predicted: the
+    class each image's prediction-explaining method (la, agi) explains; None: the model's argmax.
     """
     method = get_method(name)
     fn = method.function()
@@ -92,8 +97,9 @@ def attribute(name, logit_model, images, labels, *, seed=0, indices=None, refere
     kwargs = {**method.defaults, **params}
     accepted = inspect.signature(fn).parameters
     optional = {"target": labels, "seed": seed, "indices": indices, "reference_images": reference_images}
-    if max_rows is not None:
-        optional["max_rows"] = max_rows
+    for key, value in (("max_rows", max_rows), ("predicted", predicted)):
+        if value is not None:
+            optional[key] = value
     kwargs.update({k: v for k, v in optional.items() if k in accepted})
     model = probability_model(logit_model) if method.model == "probability" else logit_model
     maps = fn(model, images, **kwargs)

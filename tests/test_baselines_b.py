@@ -50,12 +50,14 @@ def mfaba_loop(model, images, target, epsilon=0.3, alpha=0.001, max_iter=50):
     return torch.stack(maps)
 
 
-def agi_loop(model, images, classes, step_size=0.05, max_iter=20):
+def agi_loop(model, images, classes, step_size=0.05, max_iter=20, predicted=None):
     maps = []
-    for x in images:
+    for i, x in enumerate(images):
         x = x[None]
         logits = model(x)
         num_classes, c = logits.shape[1], logits.argmax(1).item()
+        if predicted is not None:
+            c = int(predicted[i])
         total = torch.zeros_like(x)
         for l in classes:
             if l == c:
@@ -206,6 +208,17 @@ def test_agi_matches_per_image_loop(model_seed, classes, x64):
     ref = agi_loop(model, x64, classes, max_iter=8)
     assert (maps.abs().flatten(1).sum(1) > 0).all()
     assert_maps_close(maps, ref)
+
+
+def test_agi_explains_an_explicit_predicted_class(x64):
+    model = make_tiny_cnn(seed=0, dtype=F64)
+    with torch.no_grad():
+        second = model(x64).topk(2, dim=1).indices[:, 1]
+    classes = [1, 4, 7]
+    maps = agi(model, x64, classes=classes, max_iter=6, predicted=second)
+    assert_maps_close(maps, agi_loop(model, x64, classes, max_iter=6, predicted=second))
+    assert torch.equal(agi(model, x64, classes=classes, max_iter=6, predicted=predict(model, x64)),
+                       agi(model, x64, classes=classes, max_iter=6))
 
 
 def test_agi_published_classes_on_1000_class_model():

@@ -199,3 +199,57 @@ def test_a_real_process_exits_non_zero_with_one_line(tmp_path):
     done = run_script("generate_attributions.py", "--attr_method", "magic", "--data_dir", tmp_path, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "unknown method" in done.stderr
+
+
+# ---------------------------------------------------------------- speed modes
+
+
+def test_speed_modes_keep_float32_outputs_and_exact_model_drops_autocast(lite0):
+    from utils import exact_model, with_speed_modes
+
+    x = make_images(2, size=64)
+    with torch.no_grad():
+        plain = lite0(x)
+        amp = with_speed_modes(lite0, amp=True)
+        assert exact_model(lite0) is lite0
+        assert torch.equal(exact_model(amp)(x), plain)  # the fp32 decision model is the plain model
+        out = amp(x)
+        assert out.dtype == torch.float32 and not torch.equal(out, plain)
+        # bf16 rounding: logits move by up to ~0.35 here, probabilities by a little
+        torch.testing.assert_close(out.softmax(1), plain.softmax(1), rtol=0, atol=0.02)
+
+
+def test_amp_decides_the_explained_and_scored_class_in_fp32(sample_data, tmp_path, capsys):
+    """--amp runs the passes in bf16, but LA explains and the metric scores the fp32 argmax
+    (bf16 flips the argmax of photo 4, whose top two probabilities differ by 0.0006 in fp32)."""
+    from saliency import saliency_zoo
+    from saliency.core.common import predict
+    from utils import load_model, probability_model, with_speed_modes
+
+    images = torch.load(sample_data / "data" / "img_batch.pt")[4:6]
+    labels = torch.load(sample_data / "data" / "label_batch.pt")[4:6]
+    (tmp_path / "data").mkdir()
+    torch.save(images, tmp_path / "data" / "img_batch.pt")
+    torch.save(labels, tmp_path / "data" / "label_batch.pt")
+    common = ["--model", "efficientnet_lite0", "--attr_method", "la", "--spatial_range", 20, "--max_iter", 1,
+              "--sampling_times", 2, "--data_dir", tmp_path / "data", "--amp"]
+    code, err = call("generate_attributions", [*common, "--prefix", tmp_path / "attr"], capsys)
+    assert code == 0, err
+    stem = "efficientnet_lite0-amp_la_spatial-range-20_max-iter-1_sampling-times-2"
+    maps = np.load(tmp_path / "attr" / f"{stem}_attributions.npy")
+
+    model = load_model("efficientnet_lite0")
+    amp = with_speed_modes(model, amp=True)
+    exact = predict(model, images)
+    expected = saliency_zoo.attribute("la", amp, images, labels, indices=range(2), predicted=exact,
+                                      spatial_range=20, max_iter=1, sampling_times=2)
+    assert np.array_equal(maps, expected.numpy())
+
+    code, err = call("eval", [*common, "--attr_prefix", tmp_path / "attr", "--prefix", tmp_path / "scores",
+                              "--csv_path", tmp_path / "results.csv"], capsys)
+    assert code == 0, err
+    scores = np.load(tmp_path / "scores" / f"{stem}_scores.npz")
+    with torch.no_grad():
+        clean = probability_model(amp)(images).gather(1, exact[:, None]).squeeze(1).numpy()
+    np.testing.assert_allclose(scores["del_curve"][0], clean, rtol=1e-6)  # nothing deleted: the fp32 class
+    np.testing.assert_allclose(scores["ins_curve"][-1], clean, rtol=1e-6)

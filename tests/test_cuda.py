@@ -58,3 +58,26 @@ def test_offline_model_on_gpu_agrees(lite0):
     lite0.cpu()
     for a, b in zip(cpu.numpy(), gpu.cpu().numpy()):
         assert pearson(a, b) >= 0.999
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_memory_budget_rows_fit(grad):
+    """The measured rows per call run, and stay within the budget of free memory."""
+    from saliency.core.common import output_grads, softmax_of
+    from utils import MEMORY_BUDGET, auto_rows
+
+    model = make_tiny_cnn(num_classes=1000).cuda()
+    shape = (3, 64, 64)
+    rows = auto_rows(model, shape, "cuda", grad=grad)
+    assert rows >= 1 and rows & (rows - 1) == 0
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    x = torch.rand(rows, *shape, device="cuda")
+    if grad:
+        output_grads(softmax_of(model), x, torch.zeros(rows, dtype=torch.long, device="cuda"))
+    else:
+        with torch.inference_mode():
+            model(x)
+    assert torch.cuda.max_memory_allocated() - before <= MEMORY_BUDGET * free

@@ -8,10 +8,12 @@ from saliency.core.la import avoid_predicted, draw_la_classes, la
 from saliency.core.common import image_generator
 
 
-def la_one_image(model, x, classes, spatial_range, max_iter):
-    """SPEC's LA for one image [3,H,W], written as plainly as possible: one run at a time."""
-    with torch.no_grad():
-        c = int(model(x[None]).argmax())
+def la_one_image(model, x, classes, spatial_range, max_iter, c=None):
+    """SPEC's LA for one image [3,H,W], written as plainly as possible: one run at a time.
+    c: the explained class (default the argmax)."""
+    if c is None:
+        with torch.no_grad():
+            c = int(model(x[None]).argmax())
     eps = x / spatial_range
     total = torch.zeros_like(x)
     runs = [("targeted", int(l)) for l in classes] + [("untargeted", None)]
@@ -43,6 +45,25 @@ def test_la_matches_plain_per_image_loop():
     assert maps.dtype == torch.float32 and maps.shape == x.shape
     assert maps.abs().max() > 0
     torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_explicit_predicted_class_is_the_one_explained():
+    """predicted= (what --amp decides in fp32) replaces the argmax as c everywhere: runs, the
+    untargeted direction and the drawn-class replacement."""
+    model = make_tiny_cnn(num_classes=10, dtype=torch.float64)
+    x = make_images(2, size=12, dtype=torch.float64)
+    with torch.no_grad():
+        second = model(x).topk(2, dim=1).indices[:, 1]
+    classes = avoid_predicted(torch.tensor([[1, 2, 3], [4, 5, 6]]), second, 10)
+    maps = la(model, x, spatial_range=10, max_iter=3, sampling_times=4, classes=classes, predicted=second)
+    expected = torch.stack([la_one_image(model, x[i], classes[i], 10, 3, c=int(second[i])) for i in range(2)]).float()
+    torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    argmax = la(model, x, spatial_range=10, max_iter=3, sampling_times=4, classes=classes)
+    assert torch.equal(argmax, la(model, x, spatial_range=10, max_iter=3, sampling_times=4, classes=classes,
+                                  predicted=model(x).argmax(1)))
+    assert not torch.allclose(argmax, maps)
+    with pytest.raises(ValueError, match="3 classes for 2 images"):
+        la(model, x, sampling_times=4, predicted=torch.tensor([1, 2, 3]))
 
 
 def test_predicted_class_is_replaced_by_its_neighbour():

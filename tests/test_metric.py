@@ -87,6 +87,24 @@ def test_scored_class_is_the_prediction_not_the_label():
         assert torch.allclose(curves["del"][0], model(images).max(1).values)
 
 
+def test_explicit_scored_classes():
+    """classes= (the fp32 decision under --amp) is what every point of both curves scores."""
+    model = probability_model(make_tiny_cnn())
+    images = make_images(2, size=8)
+    maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(3))
+    metric = InsertionDeletion(model, batch_size=7)
+    with torch.no_grad():
+        probs = model(images)
+    second = probs.topk(2, dim=1).indices[:, 1]
+    curves = metric.curves(images, maps, classes=second)
+    assert torch.allclose(curves["del"][0], probs.gather(1, second[:, None]).squeeze(1))
+    default = metric.curves(images, maps)
+    assert all(torch.equal(default[g], metric.curves(images, maps, classes=probs.argmax(1))[g]) for g in default)
+    assert not torch.allclose(default["ins"], curves["ins"])
+    with pytest.raises(ValueError, match="1 classes for 2 images"):
+        metric.curves(images, maps, classes=torch.tensor([0]))
+
+
 def test_auc_is_the_trapezoid_rule():
     assert auc([1.0, 1.0, 1.0]) == pytest.approx(1.0)
     assert auc([0.0, 1.0]) == pytest.approx(0.5)

@@ -16,7 +16,7 @@ import random
 
 import torch
 
-from .common import output_grads, predict, row_chunks, rows_per_call, softmax_of
+from .common import checked_classes, output_grads, predict, row_chunks, rows_per_call, softmax_of
 
 PUBLISHED_SEED = 3407
 DEFAULT_MAX_ROWS = 128
@@ -40,13 +40,15 @@ def agi(
     max_iter: int = 20,
     topk: int = 20,
     classes=None,
+    predicted: torch.Tensor | None = None,
     max_rows: int | None = None,
 ) -> torch.Tensor:
     """AGI maps, float32, shaped like `images`.
 
     model: logit model on [0,1] images (softmax applied here). target: ignored (AGI explains the
     prediction). classes: optional sequence of class ids shared by every image, replacing the
-    published draw of `topk` classes (e.g. for models with fewer than 999 classes). max_rows
+    published draw of `topk` classes (e.g. for models with fewer than 999 classes). predicted:
+    optional [N] class explained, c (default the model's argmax; --amp decides it in fp32). max_rows
     bounds the (image, class) rows per model call; chunks hold whole images.
     """
     if step_size <= 0 or int(max_iter) < 1 or int(topk) < 1:
@@ -60,7 +62,7 @@ def agi(
     if not classes or min(classes) < 0 or max(classes) >= num_classes:
         raise ValueError(f"AGI classes must lie in 0..{num_classes - 1} (the model's classes); "
                          f"pass classes= for a model with fewer than 1000 classes")
-    predicted = predict(model, images)
+    predicted = predict(model, images) if predicted is None else checked_classes(predicted, len(images), images.device)
     k = len(classes)
     rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
     if rows >= k:  # whole images per model call

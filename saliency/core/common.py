@@ -55,6 +55,14 @@ def row_chunks(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
+def checked_classes(classes, n: int, device) -> torch.Tensor:
+    """[n] long class ids on `device`, or a ValueError naming the mismatch."""
+    classes = torch.as_tensor(classes).to(device).long().view(-1)
+    if len(classes) != n:
+        raise ValueError(f"{len(classes)} classes for {n} images")
+    return classes
+
+
 @torch.no_grad()
 def predict(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Argmax class of every image, batched."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import image_generator, image_indices, output_grads, predict, row_chunks, rows_per_call, softmax_of
+from .common import checked_classes, image_generator, image_indices, output_grads, predict, row_chunks, rows_per_call, softmax_of
 
 DEFAULT_MAX_ROWS = 128
 
@@ -42,6 +42,7 @@ def la(
     max_iter: int = 20,
     sampling_times: int = 20,
     classes: torch.Tensor | None = None,
+    predicted: torch.Tensor | None = None,
     seed: int = 0,
     indices=None,
     max_rows: int | None = None,
@@ -49,7 +50,8 @@ def la(
     """LA maps, float32, shaped like `images` (computed in the images' dtype).
 
     model: logit model on [0,1] images. classes: optional [N, S-1] targeted classes; by default
-    they are drawn from a generator seeded by (seed, indices[i]). max_rows bounds how many
+    they are drawn from a generator seeded by (seed, indices[i]). predicted: optional [N] class
+    explained, c (default the model's argmax; --amp decides it in fp32). max_rows bounds how many
     explorations go through the model at once: whole images per call when max_rows >= S, else
     each image's S runs in fixed pieces of max_rows, so an image's numbers do not depend on
     its neighbours either way.
@@ -62,7 +64,7 @@ def la(
         num_classes = model(images[:1]).shape[1]
     if s > num_classes:
         raise ValueError(f"sampling_times={s} exceeds the model's {num_classes} classes")
-    predicted = predict(model, images)
+    predicted = predict(model, images) if predicted is None else checked_classes(predicted, n, images.device)
     if classes is None:
         classes = draw_la_classes(predicted.cpu(), s, num_classes, seed, indices).to(images.device)
     elif tuple(classes.shape) != (n, s - 1):

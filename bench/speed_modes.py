@@ -1,0 +1,86 @@
+"""Speed and AUC shift of the opt-in modes (--amp, --channels_last) against fp32.
+
+    .venv/bin/python bench/speed_modes.py                      # LA 20/20/20 on data/ (the offline sample)
+    .venv/bin/python bench/speed_modes.py --attr_method ig --device cuda --model resnet50
+
+Runs generate_attributions.py and eval.py in-process, once per mode, into a temporary folder
+(results.csv and attributions/ are left alone), and prints a Markdown table for
+docs/PERFORMANCE.md: seconds of each script, the AUCs, and their shift against fp32. The bound
+the project holds the modes to is |shift| <= 0.005. A benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import eval as evaluate  # noqa: E402
+import generate_attributions  # noqa: E402
+from utils import model_tag, output_stem  # noqa: E402
+
+MODES = {"fp32": [], "--amp": ["--amp"], "--channels_last": ["--channels_last"],
+         "--amp --channels_last": ["--amp", "--channels_last"]}
+BOUND = 0.005
+
+
+def run_mode(flags, common, folder):
+    """(attribution seconds, scoring seconds, ins, del) of one mode."""
+    paths = ["--prefix", folder / "attributions"]
+    start = time.perf_counter()
+    generate_attributions.main([*common, *flags, *paths])
+    middle = time.perf_counter()
+    evaluate.main([*common, *flags, "--attr_prefix", folder / "attributions", "--prefix", folder / "scores",
+                   "--csv_path", folder / "results.csv"])
+    end = time.perf_counter()
+    return middle - start, end - middle, folder / "scores"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--weights", default="default")
+    parser.add_argument("--attr_method", default="la")
+    parser.add_argument("--spatial_range", type=int, default=20)
+    parser.add_argument("--max_iter", type=int, default=20)
+    parser.add_argument("--sampling_times", type=int, default=20)
+    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    args = parser.parse_args()
+
+    common = ["--model", args.model, "--weights", args.weights, "--attr_method", args.attr_method,
+              "--spatial_range", args.spatial_range, "--max_iter", args.max_iter,
+              "--sampling_times", args.sampling_times, "--data_dir", args.data_dir, "--device", args.device]
+    if args.limit:
+        common += ["--limit", args.limit]
+    common = [str(a) for a in common]
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ["fp32", *[m for m in args.modes if m != "fp32"]]:
+            flags = MODES[mode]
+            attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace(" ", "").replace("-", ""))
+            tag = model_tag(args.model, args.weights, "--amp" in flags, "--channels_last" in flags)
+            stem = output_stem(tag, args.attr_method, args.spatial_range, args.max_iter, args.sampling_times)
+            with np.load(scores / f"{stem}_scores.npz") as data:
+                rows[mode] = (attr_s, score_s, float(data["ins"]), float(data["del"]), data["ins_curve"].shape[1])
+
+    base = rows["fp32"]
+    print(f"{args.attr_method} on {base[4]} images, {args.model} ({args.weights}), device {args.device}\n")
+    print("| mode | attributions s | scores s | speed-up | insertion | deletion | shift ins / del | within 0.005 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for mode, (attr_s, score_s, ins, dele, _) in rows.items():
+        d_ins, d_del = ins - base[2], dele - base[3]
+        ok = "yes" if max(abs(d_ins), abs(d_del)) <= BOUND else "**no**"
+        print(f"| {mode} | {attr_s:.1f} | {score_s:.1f} | {(base[0] + base[1]) / (attr_s + score_s):.2f}x | "
+              f"{ins:.6f} | {dele:.6f} | {d_ins:+.4f} / {d_del:+.4f} | {ok} |")
+
+
+if __name__ == "__main__":
+    main()
