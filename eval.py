@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from generate_attributions import add_common_arguments, load_inputs, stem
+from generate_attributions import add_common_arguments, load_inputs, maps_stem, stem
 from jobs import ChunkStore, Distributed
 from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc, default_batch_size
 from saliency.core.common import predict
@@ -44,7 +44,7 @@ def summarize(curves):
 
 
 def load_maps(args, images):
-    maps = load_npy(Path(args.attr_prefix) / f"{stem(args)}_attributions.npy", "attribution file")
+    maps = load_npy(Path(args.attr_prefix) / f"{maps_stem(args)}_attributions.npy", "attribution file")
     if maps.shape != tuple(images.shape):
         raise UserError(f"maps have shape {maps.shape} but the images {tuple(images.shape)}; "
                         "regenerate them with the same --data_dir and --limit")
@@ -58,7 +58,7 @@ def compute_scores(args, out):
     images, _, model, device = load_inputs(args)
     maps = load_maps(args, images)
     # the user's --batch_size goes into the manifest: an automatic one may differ on resume
-    settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / f"{stem(args)}"),
+    settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / maps_stem(args)),
                 "batch_size": args.batch_size or "auto", "images": list(images.shape), "amp": args.amp,
                 "channels_last": args.channels_last}
     store = ChunkStore(out, len(images), args.chunk, settings)
@@ -105,7 +105,7 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=10, help="images per saved chunk (the unit of resume)")
     args = parser.parse_args(argv)
 
-    out = Path(args.prefix) / f"{stem(args)}_scores.npz"
+    out = Path(args.prefix) / f"{stem(args, args.amp)}_scores.npz"
     if out.exists():
         scores = load_scores(out)
         print(f"{out} exists; not recomputed")

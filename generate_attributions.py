@@ -8,6 +8,7 @@ float32 [N,3,224,224]. An existing output with the same images is not recomputed
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,9 @@ def add_common_arguments(parser):
     parser.add_argument("--channels_last", action="store_true", help="opt-in: channels_last memory format")
 
 
-def load_inputs(args):
-    """(images, labels, logit model, device) after checking every argument."""
+def load_inputs(args, amp=None):
+    """(images, labels, logit model, device) after checking every argument. amp: bf16 autocast
+    (default: args.amp)."""
     saliency_zoo.get_method(args.attr_method)
     device = resolve_device(args.device)
     images, labels = load_dataset(args.data_dir)
@@ -52,13 +54,25 @@ def load_inputs(args):
         import vgg16_mod
 
         model = {"resnet50": resnet_mod, "vgg16": vgg16_mod}[args.model].functional_relu_model(model)
-    model = with_speed_modes(model, amp=getattr(args, "amp", False), channels_last=getattr(args, "channels_last", False))
+    amp = getattr(args, "amp", False) if amp is None else amp
+    model = with_speed_modes(model, amp=amp, channels_last=getattr(args, "channels_last", False))
     return images, labels, model, device
 
 
-def stem(args):
-    tag = model_tag(args.model, args.weights, args.amp, args.channels_last)
+def bf16_maps(args) -> bool:
+    """--amp computes the maps in bf16 only for methods whose AUCs it moves by at most 0.005;
+    the others keep fp32 maps (and --amp speeds up their scoring alone)."""
+    return args.amp and saliency_zoo.get_method(args.attr_method).amp_maps
+
+
+def stem(args, amp):
+    tag = model_tag(args.model, args.weights, amp, args.channels_last)
     return output_stem(tag, args.attr_method, args.spatial_range, args.max_iter, args.sampling_times)
+
+
+def maps_stem(args):
+    """File stem of the attribution file: '-amp' only where the maps were computed in bf16."""
+    return stem(args, bf16_maps(args))
 
 
 def default_batch_size(method, model):
@@ -106,8 +120,11 @@ def main(argv=None):
                         help="images per saved chunk, the unit of resume (default: whole batches, >= 16 images)")
     args = parser.parse_args(argv)
 
-    images, labels, model, device = load_inputs(args)
-    out = Path(args.prefix) / f"{stem(args)}_attributions.npy"
+    if args.amp and not bf16_maps(args):
+        print(f"note: {args.attr_method} maps stay fp32 under --amp (bf16 moves its AUCs by more than 0.005, "
+              f"docs/PERFORMANCE.md); eval.py --amp still scores them in bf16", file=sys.stderr)
+    images, labels, model, device = load_inputs(args, amp=bf16_maps(args))
+    out = Path(args.prefix) / f"{maps_stem(args)}_attributions.npy"
     if existing_output_matches(out, len(images)):
         print(f"{out} exists; not recomputed")
         return
@@ -117,14 +134,14 @@ def main(argv=None):
     max_rows = args.max_rows or auto_rows(model, images.shape[1:], device, grad=True,
                                           rows_per_unit=saliency_zoo.get_method(args.attr_method).rows_per_unit)
     settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
-                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": args.amp,
+                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(args),
                 "channels_last": args.channels_last, "max_rows": args.max_rows}
     store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
     dist = Distributed(device)
     todo = store.claim(dist)
     total = sum(b - a for a, b in todo)
     # --amp: the class a prediction-explaining method explains is decided in fp32 (utils.exact_model)
-    decide = args.amp and saliency_zoo.get_method(args.attr_method).takes("predicted")
+    decide = bf16_maps(args) and saliency_zoo.get_method(args.attr_method).takes("predicted")
     with tqdm(total=total, desc=f"{args.attr_method} {args.model}", unit="img", disable=not dist.main) as bar:
         for first, last in todo:
             maps = []

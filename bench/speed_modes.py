@@ -1,16 +1,20 @@
 """Speed and AUC shift of the opt-in modes (--amp, --channels_last) against fp32.
 
     .venv/bin/python bench/speed_modes.py                      # LA 20/20/20 on data/ (the offline sample)
-    .venv/bin/python bench/speed_modes.py --attr_method ig --device cuda --model resnet50
+    .venv/bin/python bench/speed_modes.py --attr_method ig sg --device cuda
+    .venv/bin/python bench/speed_modes.py --attr_method sm ig --modes --amp --bf16_maps_everywhere
 
 Runs generate_attributions.py and eval.py in-process, once per mode, into a temporary folder
 (results.csv and attributions/ are left alone), and prints a Markdown table for
 docs/PERFORMANCE.md: seconds of each script, the AUCs, and their shift against fp32. The bound
-the project holds the modes to is |shift| <= 0.005. A benchmark, not a test.
+the project holds the modes to is |shift| <= 0.005. Under --amp a method's maps are bf16 only
+where its registry entry says amp_maps; --bf16_maps_everywhere makes every method's maps bf16,
+to re-measure which methods may. A benchmark, not a test.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -22,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eval as evaluate  # noqa: E402
 import generate_attributions  # noqa: E402
+from saliency import saliency_zoo  # noqa: E402
 from utils import model_tag, output_stem  # noqa: E402
 
 MODES = {"fp32": [], "--amp": ["--amp"], "--channels_last": ["--channels_last"],
@@ -30,7 +35,7 @@ BOUND = 0.005
 
 
 def run_mode(flags, common, folder):
-    """(attribution seconds, scoring seconds, ins, del) of one mode."""
+    """(attribution seconds, scoring seconds, scores folder) of one mode."""
     paths = ["--prefix", folder / "attributions"]
     start = time.perf_counter()
     generate_attributions.main([*common, *flags, *paths])
@@ -45,7 +50,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--weights", default="default")
-    parser.add_argument("--attr_method", default="la")
+    parser.add_argument("--attr_method", nargs="+", default=["la"])
     parser.add_argument("--spatial_range", type=int, default=20)
     parser.add_argument("--max_iter", type=int, default=20)
     parser.add_argument("--sampling_times", type=int, default=20)
@@ -53,9 +58,20 @@ def main():
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--bf16_maps_everywhere", action="store_true",
+                        help="--amp computes every method's maps in bf16 (ignores the registry's amp_maps)")
     args = parser.parse_args()
+    if args.bf16_maps_everywhere:
+        for name, method in saliency_zoo.ZOO.items():
+            saliency_zoo.ZOO[name] = dataclasses.replace(method, amp_maps=True)
+    print("| method | mode | maps | attributions s | scores s | speed-up | insertion | deletion | shift ins / del | within 0.005 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for method in args.attr_method:
+        measure(args, method)
 
-    common = ["--model", args.model, "--weights", args.weights, "--attr_method", args.attr_method,
+
+def measure(args, method):
+    common = ["--model", args.model, "--weights", args.weights, "--attr_method", method,
               "--spatial_range", args.spatial_range, "--max_iter", args.max_iter,
               "--sampling_times", args.sampling_times, "--data_dir", args.data_dir, "--device", args.device]
     if args.limit:
@@ -67,19 +83,19 @@ def main():
             flags = MODES[mode]
             attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace(" ", "").replace("-", ""))
             tag = model_tag(args.model, args.weights, "--amp" in flags, "--channels_last" in flags)
-            stem = output_stem(tag, args.attr_method, args.spatial_range, args.max_iter, args.sampling_times)
+            stem = output_stem(tag, method, args.spatial_range, args.max_iter, args.sampling_times)
             with np.load(scores / f"{stem}_scores.npz") as data:
-                rows[mode] = (attr_s, score_s, float(data["ins"]), float(data["del"]), data["ins_curve"].shape[1])
+                rows[mode] = (attr_s, score_s, float(data["ins"]), float(data["del"]))
 
     base = rows["fp32"]
-    print(f"{args.attr_method} on {base[4]} images, {args.model} ({args.weights}), device {args.device}\n")
-    print("| mode | attributions s | scores s | speed-up | insertion | deletion | shift ins / del | within 0.005 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for mode, (attr_s, score_s, ins, dele, _) in rows.items():
+    bf16 = saliency_zoo.get_method(method).amp_maps
+    for mode, (attr_s, score_s, ins, dele) in rows.items():
         d_ins, d_del = ins - base[2], dele - base[3]
         ok = "yes" if max(abs(d_ins), abs(d_del)) <= BOUND else "**no**"
-        print(f"| {mode} | {attr_s:.1f} | {score_s:.1f} | {(base[0] + base[1]) / (attr_s + score_s):.2f}x | "
-              f"{ins:.6f} | {dele:.6f} | {d_ins:+.4f} / {d_del:+.4f} | {ok} |")
+        maps = "bf16" if "amp" in mode and bf16 else "fp32"
+        print(f"| {method} | {mode} | {maps} | {attr_s:.1f} | {score_s:.1f} | "
+              f"{(base[0] + base[1]) / (attr_s + score_s):.2f}x | {ins:.6f} | {dele:.6f} | "
+              f"{d_ins:+.4f} / {d_del:+.4f} | {ok} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ class Method:
     explains: str
     reference_batch: int = 4  # images per call in the published code (SPEC)
     rows_per_unit: int = 1  # model rows per unit of max_rows (DeepLIFT passes image and baseline)
+    # --amp computes the maps in bf16: only where that moved both AUCs by <= 0.005 on the offline
+    # sample (docs/PERFORMANCE.md "Opt-in speed modes"); elsewhere the maps stay fp32
+    amp_maps: bool = False
 
     @property
     def module(self):
@@ -58,9 +61,9 @@ ZOO = {m.name: m for m in [
     Method("big", "probability", "IG of p_target from the closest FGSM boundary point", 1),
     Method("deeplift", "probability", "captum DeepLift of p_target, zero baseline", 4, rows_per_unit=2),
     Method("eg", "probability", "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set", 4),
-    Method("fast_ig", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1),
+    Method("fast_ig", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1, amp_maps=True),
     Method("guided_ig", "probability", "Guided IG of softmax(p)[target], zero baseline", 1),
-    Method("ig", "probability", "Integrated Gradients of p_target, zero baseline", 4),
+    Method("ig", "probability", "Integrated Gradients of p_target, zero baseline", 4, amp_maps=True),
     Method("mfaba", "logit", "-sum_t (x_t+1 - x_t) * d softmax_target/dx along sign steps that lower it", 64),
     Method("sg", "probability", "mean of d p_target/dx at x + N(0, 0.15^2)", 4),
     Method("sm", "probability", "|d p_target/dx|", 64),

@@ -219,37 +219,77 @@ def test_speed_modes_keep_float32_outputs_and_exact_model_drops_autocast(lite0):
         torch.testing.assert_close(out.softmax(1), plain.softmax(1), rtol=0, atol=0.02)
 
 
-def test_amp_decides_the_explained_and_scored_class_in_fp32(sample_data, tmp_path, capsys):
-    """--amp runs the passes in bf16, but LA explains and the metric scores the fp32 argmax
-    (bf16 flips the argmax of photo 4, whose top two probabilities differ by 0.0006 in fp32)."""
-    from saliency import saliency_zoo
-    from saliency.core.common import predict
-    from utils import load_model, probability_model, with_speed_modes
-
+@pytest.fixture
+def amp_data(sample_data, tmp_path):
+    """Photos 4 and 5: bf16 flips the argmax of photo 4 on this CPU (its top two probabilities
+    differ by 0.0006 in fp32)."""
     images = torch.load(sample_data / "data" / "img_batch.pt")[4:6]
     labels = torch.load(sample_data / "data" / "label_batch.pt")[4:6]
     (tmp_path / "data").mkdir()
     torch.save(images, tmp_path / "data" / "img_batch.pt")
     torch.save(labels, tmp_path / "data" / "label_batch.pt")
+    return images, labels
+
+
+LA_TINY = {"spatial_range": 20, "max_iter": 1, "sampling_times": 2}
+LA_TINY_STEM = "la_spatial-range-20_max-iter-1_sampling-times-2"
+
+
+def run_amp_pipeline(tmp_path, capsys):
     common = ["--model", "efficientnet_lite0", "--attr_method", "la", "--spatial_range", 20, "--max_iter", 1,
               "--sampling_times", 2, "--data_dir", tmp_path / "data", "--amp"]
     code, err = call("generate_attributions", [*common, "--prefix", tmp_path / "attr"], capsys)
     assert code == 0, err
-    stem = "efficientnet_lite0-amp_la_spatial-range-20_max-iter-1_sampling-times-2"
-    maps = np.load(tmp_path / "attr" / f"{stem}_attributions.npy")
+    code, err_eval = call("eval", [*common, "--attr_prefix", tmp_path / "attr", "--prefix", tmp_path / "scores",
+                                   "--csv_path", tmp_path / "results.csv"], capsys)
+    assert code == 0, err_eval
+    return err, np.load(tmp_path / "scores" / f"efficientnet_lite0-amp_{LA_TINY_STEM}_scores.npz")
+
+
+def assert_scored_in_bf16_for_the_fp32_class(scores, images):
+    from saliency.core.common import predict
+    from utils import load_model, probability_model, with_speed_modes
 
     model = load_model("efficientnet_lite0")
-    amp = with_speed_modes(model, amp=True)
     exact = predict(model, images)
-    expected = saliency_zoo.attribute("la", amp, images, labels, indices=range(2), predicted=exact,
-                                      spatial_range=20, max_iter=1, sampling_times=2)
-    assert np.array_equal(maps, expected.numpy())
-
-    code, err = call("eval", [*common, "--attr_prefix", tmp_path / "attr", "--prefix", tmp_path / "scores",
-                              "--csv_path", tmp_path / "results.csv"], capsys)
-    assert code == 0, err
-    scores = np.load(tmp_path / "scores" / f"{stem}_scores.npz")
     with torch.no_grad():
-        clean = probability_model(amp)(images).gather(1, exact[:, None]).squeeze(1).numpy()
-    np.testing.assert_allclose(scores["del_curve"][0], clean, rtol=1e-6)  # nothing deleted: the fp32 class
-    np.testing.assert_allclose(scores["ins_curve"][-1], clean, rtol=1e-6)
+        clean = probability_model(with_speed_modes(model, amp=True))(images).gather(1, exact[:, None]).squeeze(1)
+    np.testing.assert_allclose(scores["del_curve"][0], clean.numpy(), rtol=1e-6)  # nothing deleted
+    np.testing.assert_allclose(scores["ins_curve"][-1], clean.numpy(), rtol=1e-6)  # everything inserted
+
+
+def test_amp_keeps_fp32_maps_where_bf16_moves_aucs_and_scores_in_bf16(amp_data, tmp_path, capsys):
+    """la is not amp_maps (bf16 moves its AUCs beyond 0.005): --amp leaves its maps fp32 under
+    the fp32 file name, and eval.py --amp scores them in bf16, for the fp32 argmax."""
+    from saliency import saliency_zoo
+    from utils import load_model
+
+    images, labels = amp_data
+    assert not saliency_zoo.get_method("la").amp_maps
+    err, scores = run_amp_pipeline(tmp_path, capsys)
+    assert "maps stay fp32 under --amp" in err
+    maps = np.load(tmp_path / "attr" / f"efficientnet_lite0_{LA_TINY_STEM}_attributions.npy")
+    expected = saliency_zoo.attribute("la", load_model("efficientnet_lite0"), images, labels, indices=range(2),
+                                      **LA_TINY)
+    assert np.array_equal(maps, expected.numpy())
+    assert_scored_in_bf16_for_the_fp32_class(scores, images)
+
+
+def test_amp_maps_explain_the_fp32_argmax(amp_data, tmp_path, capsys, monkeypatch):
+    """For a method with bf16 maps, --amp still decides the explained class in fp32."""
+    import dataclasses
+
+    from saliency import saliency_zoo
+    from saliency.core.common import predict
+    from utils import load_model, with_speed_modes
+
+    images, labels = amp_data
+    monkeypatch.setitem(saliency_zoo.ZOO, "la", dataclasses.replace(saliency_zoo.ZOO["la"], amp_maps=True))
+    err, scores = run_amp_pipeline(tmp_path, capsys)
+    assert "stay fp32" not in err
+    maps = np.load(tmp_path / "attr" / f"efficientnet_lite0-amp_{LA_TINY_STEM}_attributions.npy")
+    model = load_model("efficientnet_lite0")
+    expected = saliency_zoo.attribute("la", with_speed_modes(model, amp=True), images, labels, indices=range(2),
+                                      predicted=predict(model, images), **LA_TINY)
+    assert np.array_equal(maps, expected.numpy())
+    assert_scored_in_bf16_for_the_fp32_class(scores, images)

@@ -32,6 +32,14 @@ def test_all_twelve_are_registered_and_built():
     assert saliency_zoo.built_methods() == saliency_zoo.PAPER_ORDER
 
 
+def test_runtime_properties():
+    """bf16 maps under --amp only where measured within 0.005 AUC (docs/PERFORMANCE.md), and
+    DeepLIFT's two model rows (image and baseline) per unit of max_rows."""
+    assert {n for n, m in saliency_zoo.ZOO.items() if m.amp_maps} == {"ig", "fast_ig"}
+    assert {n: m.rows_per_unit for n, m in saliency_zoo.ZOO.items() if m.rows_per_unit != 1} == {"deeplift": 2}
+    assert saliency_zoo.get_method("la").takes("predicted") and not saliency_zoo.get_method("sm").takes("predicted")
+
+
 @pytest.mark.parametrize("name", sorted(SPEC_TABLE))
 def test_published_defaults_model_and_batch(name):
     defaults, model, batch = SPEC_TABLE[name]
