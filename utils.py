@@ -284,29 +284,41 @@ def rows_within(free_bytes, fixed_bytes, bytes_per_row, budget=MEMORY_BUDGET, ca
     return rows
 
 
-def measure_pass_bytes(model, image_shape, device, grad, rows=(8, 24)):
-    """(fixed, per-row) peak CUDA bytes of one model call, from calls of two sizes: a forward in
-    inference mode, or (grad=True) a forward and the input gradients of two outputs per row, as
-    the gradient methods take them."""
+def peak_pass_bytes(model, rows, image_shape, device, grad):
+    """Peak CUDA bytes one model call of `rows` rows allocates beyond what was allocated before:
+    a forward in inference mode, or (grad=True) a forward and the input gradients of two
+    outputs per row, as the gradient methods take them."""
     from saliency.core.common import output_grads, softmax_of
 
-    peaks = []
-    for n in rows:
-        x = torch.rand(n, *image_shape, device=device)
-        classes = torch.zeros(n, dtype=torch.long, device=device)
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        if grad:
-            output_grads(softmax_of(model), x, classes, classes)
-        else:
-            with torch.inference_mode():
-                model(x)
-        torch.cuda.synchronize(device)
-        peaks.append(torch.cuda.max_memory_allocated(device) - before)
-        del x, classes
-    per_row = max((peaks[1] - peaks[0]) / (rows[1] - rows[0]), 1.0)
-    return max(peaks[0] - per_row * rows[0], 0.0), per_row
+    x = torch.rand(rows, *image_shape, device=device)
+    classes = torch.zeros(rows, dtype=torch.long, device=device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    if grad:
+        output_grads(softmax_of(model), x, classes, classes)
+    else:
+        with torch.inference_mode():
+            model(x)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+PROBE_ROWS = ((8, 24), (1, 3))  # the second pair where the first runs out of memory
+
+
+def measure_pass_bytes(model, image_shape, device, grad):
+    """(fixed, per-row) peak CUDA bytes of one model call, from calls of two sizes."""
+    for small, large in PROBE_ROWS:
+        try:
+            low = peak_pass_bytes(model, small, image_shape, device, grad)
+            high = peak_pass_bytes(model, large, image_shape, device, grad)
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            continue
+        per_row = max((high - low) / (large - small), 1.0)
+        return max(low - per_row * small, 0.0), per_row
+    raise UserError("the model does not fit the GPU's free memory even for 3 rows; free the GPU or use --device cpu")
 
 
 def auto_rows(model, image_shape, device, grad, rows_per_unit=1):
@@ -316,10 +328,10 @@ def auto_rows(model, image_shape, device, grad, rows_per_unit=1):
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    fixed, per_row = measure_pass_bytes(model, image_shape, device, grad)
+    fixed, per_row = measure_pass_bytes(model, tuple(image_shape), device, grad)
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
-    return max(1, rows_within(free, fixed, per_row * rows_per_unit))
+    return rows_within(free, fixed, per_row * rows_per_unit)
 
 
 # ---------------------------------------------------------------- data

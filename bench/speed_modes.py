@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/speed_modes.py                      # LA 20/20/20 on data/ (the offline sample)
     .venv/bin/python bench/speed_modes.py --attr_method ig sg --device cuda
-    .venv/bin/python bench/speed_modes.py --attr_method sm ig --modes --amp --bf16_maps_everywhere
+    .venv/bin/python bench/speed_modes.py --attr_method sm ig --modes amp --bf16_maps_everywhere
 
 Runs generate_attributions.py and eval.py in-process, once per mode, into a temporary folder
 (results.csv and attributions/ are left alone), and prints a Markdown table for
@@ -14,6 +14,7 @@ to re-measure which methods may. A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import tempfile
@@ -29,20 +30,20 @@ import generate_attributions  # noqa: E402
 from saliency import saliency_zoo  # noqa: E402
 from utils import model_tag, output_stem  # noqa: E402
 
-MODES = {"fp32": [], "--amp": ["--amp"], "--channels_last": ["--channels_last"],
-         "--amp --channels_last": ["--amp", "--channels_last"]}
+MODES = {"fp32": [], "amp": ["--amp"], "channels_last": ["--channels_last"],
+         "amp+channels_last": ["--amp", "--channels_last"]}
 BOUND = 0.005
 
 
 def run_mode(flags, common, folder):
     """(attribution seconds, scoring seconds, scores folder) of one mode."""
-    paths = ["--prefix", folder / "attributions"]
-    start = time.perf_counter()
-    generate_attributions.main([*common, *flags, *paths])
-    middle = time.perf_counter()
-    evaluate.main([*common, *flags, "--attr_prefix", folder / "attributions", "--prefix", folder / "scores",
-                   "--csv_path", folder / "results.csv"])
-    end = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the scripts' messages stay out of the table
+        start = time.perf_counter()
+        generate_attributions.main([*common, *flags, "--prefix", str(folder / "attributions")])
+        middle = time.perf_counter()
+        evaluate.main([*common, *flags, "--attr_prefix", str(folder / "attributions"),
+                       "--prefix", str(folder / "scores"), "--csv_path", str(folder / "results.csv")])
+        end = time.perf_counter()
     return middle - start, end - middle, folder / "scores"
 
 
@@ -81,7 +82,7 @@ def measure(args, method):
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ["fp32", *[m for m in args.modes if m != "fp32"]]:
             flags = MODES[mode]
-            attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace(" ", "").replace("-", ""))
+            attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace("+", "-"))
             tag = model_tag(args.model, args.weights, "--amp" in flags, "--channels_last" in flags)
             stem = output_stem(tag, method, args.spatial_range, args.max_iter, args.sampling_times)
             with np.load(scores / f"{stem}_scores.npz") as data:

@@ -28,3 +28,51 @@ def test_rows_within_respects_budget_and_cap():
 
 def test_auto_rows_leaves_cpu_to_the_methods():
     assert auto_rows(make_tiny_cnn(), (3, 16, 16), torch.device("cpu"), grad=True) is None
+
+
+def fake_cuda(monkeypatch, peak, free):
+    """Stand-ins for the CUDA calls auto_rows makes: peak(rows, grad) bytes per probe call."""
+    import utils
+
+    calls = []
+
+    def peak_pass_bytes(model, rows, image_shape, device, grad):
+        calls.append((rows, grad))
+        return peak(rows, grad)
+
+    monkeypatch.setattr(utils, "peak_pass_bytes", peak_pass_bytes)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
+    return calls
+
+
+def test_auto_rows_fits_a_line_through_two_probe_calls(monkeypatch):
+    # 50 MB fixed + 20 MB per row (grad) or 5 MB per row (forward), 1000 MB free:
+    # grad: (700 - 50) / 20 = 32.5 -> 32; forward: 650 / 5 = 130 -> 128; DeepLIFT units: 650 / 40 -> 16
+    calls = fake_cuda(monkeypatch, lambda rows, grad: (50 + (20 if grad else 5) * rows) * MB, 1000 * MB)
+    assert auto_rows(None, (3, 8, 8), "cuda", grad=True) == 32
+    assert calls == [(8, True), (24, True)]
+    assert auto_rows(None, (3, 8, 8), "cuda", grad=False) == 128
+    assert auto_rows(None, (3, 8, 8), "cuda", grad=True, rows_per_unit=2) == 16
+
+
+def test_auto_rows_probes_smaller_after_out_of_memory(monkeypatch):
+    def peak(rows, grad):
+        if rows > 3:
+            raise torch.OutOfMemoryError("probe too large")
+        return (100 + 300 * rows) * MB
+
+    calls = fake_cuda(monkeypatch, peak, 1000 * MB)
+    assert auto_rows(None, (3, 8, 8), "cuda", grad=True) == 2  # (700 - 100) / 300
+    assert calls == [(8, True), (1, True), (3, True)]
+
+
+def test_auto_rows_names_the_fix_when_nothing_fits(monkeypatch):
+    from utils import UserError
+
+    def peak(rows, grad):
+        raise torch.OutOfMemoryError("no memory")
+
+    fake_cuda(monkeypatch, peak, 10 * MB)
+    with pytest.raises(UserError, match="--device cpu"):
+        auto_rows(None, (3, 8, 8), "cuda", grad=True)

@@ -1,0 +1,44 @@
+"""The benchmarks run, and count what they claim to count (timings themselves are not tested)."""
+import subprocess
+import sys
+
+import torch
+
+from conftest import ROOT, make_images
+
+
+def run_bench(script, *args, cwd):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def table_rows(text):
+    return {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")]
+                                          for line in text.splitlines() if line.startswith("| "))}
+
+
+def test_roofline_counts_each_methods_passes(tmp_path):
+    out = run_bench("roofline.py", "--model", "efficientnet_lite0", "--size", 32, "--images", 2,
+                    "--methods", "sm", "ig", "metric", "--batches", 1, 2, "--data_dir", tmp_path, cwd=tmp_path)
+    rows = table_rows(out)
+    # stage | images per call | rows per model call | fwd rows/img | bwd rows/img | s/img | limit | ratio | img/s
+    assert rows["sm"][3:5] == ["1", "1"]
+    assert rows["ig"][3:5] == ["50", "50"]
+    assert rows["metric"][3:5] == ["451", "0"]  # 2 x 225 perturbed images + the clean image
+    assert all(float(rows[name][7]) > 0 for name in ("sm", "ig", "metric"))
+
+
+def test_speed_modes_reports_the_shift_of_each_mode(tmp_path):
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(1, size=64), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1]), tmp_path / "data" / "label_batch.pt")
+    out = run_bench("speed_modes.py", "--attr_method", "sm", "ig", "--modes", "amp", "--data_dir", tmp_path / "data",
+                    cwd=tmp_path)
+    lines = [line for line in out.splitlines() if line.startswith("| sm") or line.startswith("| ig")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert [(c[0], c[1], c[2]) for c in cells] == [("sm", "fp32", "fp32"), ("sm", "amp", "fp32"),
+                                                   ("ig", "fp32", "fp32"), ("ig", "amp", "bf16")]
+    assert cells[0][8] == "+0.0000 / +0.0000"
+    assert not (tmp_path / "results.csv").exists()  # everything went to a temporary folder
