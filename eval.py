@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from generate_attributions import add_common_arguments, load_inputs, maps_stem, stem
 from jobs import ChunkStore, Distributed
-from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc, default_batch_size
+from saliency.metric import GAMES, N_STEPS, InsertionDeletion, auc, default_batch_size, whole_curves
 from saliency.core.common import predict
 from utils import UserError, atomic_path, auto_rows, exact_model, load_npy, model_tag, probability_model, run_cli, upsert_csv_row
 
@@ -63,7 +63,8 @@ def compute_scores(args, out):
                 "channels_last": args.channels_last}
     store = ChunkStore(out, len(images), args.chunk, settings)
     # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
-    batch_size = args.batch_size or auto_rows(model, images.shape[1:], device, grad=False) or default_batch_size(device)
+    fit = auto_rows(model, images.shape[1:], device, grad=False) if not args.batch_size else None
+    batch_size = args.batch_size or (whole_curves(fit) if fit else default_batch_size(device))
     dist = Distributed(device)
     todo = store.claim(dist)
     per_image = 2 * (N_STEPS + 1)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from generate_attributions import default_batch_size as method_batch_size  # noqa: E402
 from saliency import saliency_zoo  # noqa: E402
-from saliency.metric import InsertionDeletion, default_batch_size  # noqa: E402
+from saliency.metric import InsertionDeletion, default_batch_size, whole_curves  # noqa: E402
 from utils import auto_rows, load_model, probability_model, resolve_device  # noqa: E402
 
 
@@ -144,7 +144,8 @@ def main():
     for name in args.methods or [*saliency_zoo.built_methods(), "metric"]:
         # the scripts' choices: on CUDA rows per call from the memory budget (measured before the clock starts)
         if name == "metric":
-            batch = rows = auto_rows(model, images.shape[1:], device, grad=False) or default_batch_size(device)
+            fit = auto_rows(model, images.shape[1:], device, grad=False)
+            batch = rows = whole_curves(fit) if fit else default_batch_size(device)
         else:
             batch = method_batch_size(name, args.model)
             rows = auto_rows(model, images.shape[1:], device, grad=True,

@@ -24,6 +24,13 @@ def default_batch_size(device) -> int:
     return 4 if torch.device(device).type == "cpu" else 100
 
 
+def whole_curves(rows: int, n_steps: int = N_STEPS) -> int:
+    """The largest batch <= rows that holds whole curves (a multiple of n_steps + 1), so that no
+    forward runs part-empty at the end of each group of images; rows itself below one curve."""
+    steps = n_steps + 1
+    return rows // steps * steps if rows >= steps else rows
+
+
 def descending_rank(maps: torch.Tensor) -> torch.Tensor:
     """rank[i, j] = position of flat value j in image i's descending order (ties: higher j first).
 

@@ -26,6 +26,13 @@ def test_rows_within_respects_budget_and_cap():
     assert rows_within(1000 * MB, 0, 10 * MB, cap=16) == 16
 
 
+def test_metric_batches_hold_whole_curves():
+    from saliency.metric import whole_curves
+
+    assert whole_curves(1024) == 900 and whole_curves(225) == 225 and whole_curves(100) == 100
+    assert whole_curves(64, n_steps=9) == 60
+
+
 def test_auto_rows_leaves_cpu_to_the_methods():
     assert auto_rows(make_tiny_cnn(), (3, 16, 16), torch.device("cpu"), grad=True) is None
 
