@@ -13,6 +13,7 @@ import math
 import torch
 
 from .core.common import checked_classes, row_chunks
+from .errors import SaliencyError
 
 GAMES = ("ins", "del")
 N_STEPS = 224
@@ -66,7 +67,7 @@ class InsertionDeletion:
     def curves(self, images: torch.Tensor, maps: torch.Tensor, progress=None, classes=None) -> dict:
         """classes: [N] class scored per image; None: the model's argmax on the clean image."""
         if maps.shape != images.shape:
-            raise ValueError(f"maps {tuple(maps.shape)} and images {tuple(images.shape)} differ in shape")
+            raise SaliencyError(f"maps {tuple(maps.shape)} and images {tuple(images.shape)} differ in shape")
         device = next(self.model.parameters()).device
         images = images.to(device, torch.float32)
         if classes is None:

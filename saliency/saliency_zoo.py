@@ -1,20 +1,33 @@
-"""The method registry: name -> function in saliency.core, its defaults, the model it is given
-and the output it explains (SPEC "Which output each method explains").
+"""The method registry: name -> function in saliency.core, its defaults, the model it is given,
+the output it explains (SPEC "Which output each method explains") and the parameters that name
+its output files.
 
 Every entry is called the same way through `attribute`, which takes the logit model and hands
-each method the model it expects (probability = logit model followed by Softmax).
+each method the model it expects (probability = logit model followed by Softmax). Adding a
+method is one file in saliency/core and one entry here.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from utils import UserError, probability_model
-
+from .core.agi import agi
+from .core.attexplore import attexplore
+from .core.big import big
+from .core.common import probability_model
+from .core.deeplift import deeplift
+from .core.eg import eg
+from .core.fast_ig import fast_ig
+from .core.guided_ig import guided_ig
+from .core.ig import ig
+from .core.la import la
+from .core.mfaba import mfaba
+from .core.sg import sg
+from .core.sm import sm
+from .errors import SaliencyError
 
 # keyword arguments that steer how a method runs, not what it computes
 RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes", "predicted", "max_rows"}
@@ -23,6 +36,8 @@ RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes",
 @dataclass(frozen=True)
 class Method:
     name: str
+    function: Callable
+    display: str  # the paper's name: table columns and figure titles
     model: str  # "logit" or "probability": what the function is given
     explains: str
     reference_batch: int = 4  # images per call in the published code (SPEC)
@@ -30,55 +45,64 @@ class Method:
     # --amp computes the maps in bf16: only where that moved both AUCs by <= 0.005 on the offline
     # sample (docs/PERFORMANCE.md "Opt-in speed modes"); elsewhere the maps stay fp32
     amp_maps: bool = False
-
-    @property
-    def module(self):
-        return f"saliency.core.{self.name}"
-
-    @property
-    def built(self):
-        return importlib.util.find_spec(self.module) is not None
+    # parameters that name the output files and results.csv rows (SPEC "File names"); the grid
+    # varies them. work_params: those that make a setting costlier (for choosing one to show)
+    file_params: tuple = ()
+    work_params: tuple = ()
 
     @property
     def defaults(self) -> dict:
         """The protocol parameters and their defaults, read from the function's signature."""
-        params = inspect.signature(self.function()).parameters.values()
+        params = inspect.signature(self.function).parameters.values()
         return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name not in RUNTIME_ARGUMENTS}
 
     def takes(self, argument: str) -> bool:
-        return argument in inspect.signature(self.function()).parameters
+        return argument in inspect.signature(self.function).parameters
 
-    def function(self):
-        if not self.built:
-            raise UserError(f"method {self.name!r} is registered but not built yet (see the baselines issue); built: {', '.join(built_methods())}")
-        return getattr(importlib.import_module(self.module), self.name)
+    @property
+    def explains_prediction(self) -> bool:
+        """Whether it explains the model's own argmax (la, agi) rather than the label."""
+        return self.takes("predicted")
 
+    def file_setting(self, params: dict | None = None) -> tuple:
+        """Values of file_params from `params`, the defaults filling the rest."""
+        values = {**self.defaults, **(params or {})}
+        return tuple(values[p] for p in self.file_params)
+
+
+LA_PARAMS = ("spatial_range", "max_iter", "sampling_times")
 
 ZOO = {m.name: m for m in [
-    Method("la", "logit", "sum over S explorations of -d softmax_c/dx * (x_t+1 - x), c = argmax", 64),
-    Method("agi", "logit", "-d softmax_c/dx * step along sign(d softmax_l/dx) for 20 fixed classes l", 64),
-    Method("attexplore", "logit", "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4),
-    Method("big", "probability", "IG of p_target from the closest FGSM boundary point", 1),
-    Method("deeplift", "probability", "captum DeepLift of p_target, zero baseline", 4, rows_per_unit=2),
-    Method("eg", "probability", "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set", 4),
-    Method("fast_ig", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1, amp_maps=True),
-    Method("guided_ig", "probability", "Guided IG of softmax(p)[target], zero baseline", 1),
-    Method("ig", "probability", "Integrated Gradients of p_target, zero baseline", 4, amp_maps=True),
-    Method("mfaba", "logit", "-sum_t (x_t+1 - x_t) * d softmax_target/dx along sign steps that lower it", 64),
-    Method("sg", "probability", "mean of d p_target/dx at x + N(0, 0.15^2)", 4),
-    Method("sm", "probability", "|d p_target/dx|", 64),
+    Method("la", la, "LA", "logit", "sum over S explorations of -d softmax_c/dx * (x_t+1 - x), c = argmax", 64,
+           file_params=LA_PARAMS, work_params=("max_iter", "sampling_times")),
+    Method("agi", agi, "AGI", "logit", "-d softmax_c/dx * step along sign(d softmax_l/dx) for 20 fixed classes l", 64),
+    Method("attexplore", attexplore, "AttEXplore", "logit",
+           "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4),
+    Method("big", big, "BIG", "probability", "IG of p_target from the closest FGSM boundary point", 1),
+    Method("deeplift", deeplift, "DeepLIFT", "probability", "captum DeepLift of p_target, zero baseline", 4,
+           rows_per_unit=2),
+    Method("eg", eg, "EG", "probability",
+           "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set", 4),
+    Method("fast_ig", fast_ig, "FIG", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1,
+           amp_maps=True),
+    Method("guided_ig", guided_ig, "GIG", "probability", "Guided IG of softmax(p)[target], zero baseline", 1),
+    Method("ig", ig, "IG", "probability", "Integrated Gradients of p_target, zero baseline", 4, amp_maps=True),
+    Method("mfaba", mfaba, "MFABA", "logit",
+           "-sum_t (x_t+1 - x_t) * d softmax_target/dx along sign steps that lower it", 64),
+    Method("sg", sg, "SG", "probability", "mean of d p_target/dx at x + N(0, 0.15^2)", 4),
+    Method("sm", sm, "SM", "probability", "|d p_target/dx|", 64),
 ]}
 
 PAPER_ORDER = ["la", "agi", "attexplore", "big", "deeplift", "eg", "fast_ig", "guided_ig", "ig", "mfaba", "sg", "sm"]
 
 
 def built_methods():
-    return [name for name in PAPER_ORDER if ZOO[name].built]
+    return list(PAPER_ORDER)
 
 
 def get_method(name) -> Method:
     if name not in ZOO:
-        raise UserError(f"unknown method {name!r}; choose one of {', '.join(PAPER_ORDER)}")
+        raise SaliencyError(f"unknown method {name!r}; choose one of {', '.join(PAPER_ORDER)}")
     return ZOO[name]
 
 
@@ -93,19 +117,19 @@ def attribute(name, logit_model, images, labels, *, seed=0, indices=None, refere
     class each image's prediction-explaining method (la, agi) explains; None: the model's argmax.
     """
     method = get_method(name)
-    fn = method.function()
     unknown = set(params) - set(method.defaults)
     if unknown:
-        raise UserError(f"method {name!r} has no parameter(s) {', '.join(sorted(unknown))}; it takes {', '.join(method.defaults) or 'none'}")
+        raise SaliencyError(f"method {name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+                            f"it takes {', '.join(method.defaults) or 'none'}")
     kwargs = {**method.defaults, **params}
-    accepted = inspect.signature(fn).parameters
+    accepted = inspect.signature(method.function).parameters
     optional = {"target": labels, "seed": seed, "indices": indices, "reference_images": reference_images}
     for key, value in (("max_rows", max_rows), ("predicted", predicted)):
         if value is not None:
             optional[key] = value
     kwargs.update({k: v for k, v in optional.items() if k in accepted})
     model = probability_model(logit_model) if method.model == "probability" else logit_model
-    maps = fn(model, images, **kwargs)
+    maps = method.function(model, images, **kwargs)
     if not torch.isfinite(maps).all():
-        raise UserError(f"method {name!r} produced NaN or infinite values; check the model and the images")
+        raise SaliencyError(f"method {name!r} produced NaN or infinite values; check the model and the images")
     return maps.float()

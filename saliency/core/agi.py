@@ -16,7 +16,8 @@ import random
 
 import torch
 
-from .common import checked_classes, output_grads, predict, row_chunks, rows_per_call, softmax_of
+from ..errors import SaliencyError
+from .common import avoid_predicted, checked_classes, output_grads, per_image_plan, predict, rows_per_call, softmax_of
 
 PUBLISHED_SEED = 3407
 DEFAULT_MAX_ROWS = 128
@@ -52,7 +53,7 @@ def agi(
     bounds the (image, class) rows per model call; chunks hold whole images.
     """
     if step_size <= 0 or int(max_iter) < 1 or int(topk) < 1:
-        raise ValueError("AGI needs step_size > 0, max_iter >= 1 and topk >= 1")
+        raise SaliencyError("AGI needs step_size > 0, max_iter >= 1 and topk >= 1")
     images = images.detach()
     if not images.is_floating_point():
         images = images.float()
@@ -60,19 +61,14 @@ def agi(
         num_classes = model(images[:1]).shape[1]
     classes = published_classes(topk) if classes is None else [int(c) for c in torch.as_tensor(classes).view(-1).tolist()]
     if not classes or min(classes) < 0 or max(classes) >= num_classes:
-        raise ValueError(f"AGI classes must lie in 0..{num_classes - 1} (the model's classes); "
+        raise SaliencyError(f"AGI classes must lie in 0..{num_classes - 1} (the model's classes); "
                          f"pass classes= for a model with fewer than 1000 classes")
     predicted = predict(model, images) if predicted is None else checked_classes(predicted, len(images), images.device)
-    k = len(classes)
-    rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
-    if rows >= k:  # whole images per model call
-        maps = [_integrate(model, images[part], predicted[part], classes, num_classes, float(step_size), int(max_iter))
-                for part in row_chunks(len(images), rows // k)]
-    else:  # each image's classes in fixed pieces of `rows`, the same pieces whatever the batch
-        maps = [sum(_integrate(model, images[i : i + 1], predicted[i : i + 1], classes[part], num_classes,
-                               float(step_size), int(max_iter)) for part in row_chunks(k, rows))
-                for i in range(len(images))]
-    return torch.cat(maps).float()
+    maps = torch.zeros_like(images)
+    for part, cols in per_image_plan(len(images), len(classes), rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)):
+        maps[part] += _integrate(model, images[part], predicted[part], classes[cols], num_classes, float(step_size),
+                                 int(max_iter))
+    return maps.float()
 
 
 def _integrate(model, x, predicted, classes, num_classes, step_size, max_iter):
@@ -80,9 +76,7 @@ def _integrate(model, x, predicted, classes, num_classes, step_size, max_iter):
     n, k = len(x), len(classes)
     origin = x.repeat_interleave(k, dim=0)
     c_rows = predicted.repeat_interleave(k)
-    l_rows = torch.tensor(classes, dtype=torch.long, device=x.device).repeat(n)
-    neighbour = torch.where(l_rows == num_classes - 1, l_rows - 1, l_rows + 1)
-    l_rows = torch.where(l_rows == c_rows, neighbour, l_rows)
+    l_rows = avoid_predicted(torch.tensor(classes, dtype=torch.long, device=x.device).repeat(n), c_rows, num_classes)
 
     score = softmax_of(model)
     state = origin.clone()

@@ -26,6 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..errors import SaliencyError
 from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 from .dct import dct2, idct2
 
@@ -56,15 +57,15 @@ def attexplore(
     bounds the (image, sample) rows per model call.
     """
     if epsilon <= 0 or int(num_steps) < 1 or int(num_samples) < 1:
-        raise ValueError("AttEXplore needs epsilon > 0, num_steps >= 1 and num_samples >= 1")
+        raise SaliencyError("AttEXplore needs epsilon > 0, num_steps >= 1 and num_samples >= 1")
     images = images.detach()
     if not images.is_floating_point():
         images = images.float()
     if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"AttEXplore needs square images [N,C,H,H], got {tuple(images.shape)}")
+        raise SaliencyError(f"AttEXplore needs square images [N,C,H,H], got {tuple(images.shape)}")
     target = torch.as_tensor(target).to(images.device).long().view(-1)
     if len(target) != len(images):
-        raise ValueError(f"{len(target)} targets for {len(images)} images")
+        raise SaliencyError(f"{len(target)} targets for {len(images)} images")
     generators = [image_generator(seed, i) for i in image_indices(indices, len(images))]
     max_rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
     images_per_chunk = max(1, max_rows // int(num_samples))

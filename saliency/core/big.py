@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import output_grads, row_chunks, rows_per_call
+from ..errors import SaliencyError
+from .common import output_grads, per_image_plan, row_chunks, rows_per_call, trapezoid_rule
 
 DEFAULT_MAX_ROWS = 64
 EPSILONS = (36, 64, 0.3 * 255, 0.5 * 255, 0.7 * 255, 0.9 * 255, 1.1 * 255)
@@ -60,7 +61,7 @@ def boundary_points(model, images, target, *, epsilons=EPSILONS, num_steps=50, a
     `epsilons` of that attack (0 when none succeeded); success: [N] whether one succeeded.
     """
     if len(epsilons) == 0 or int(num_steps) < 1:
-        raise ValueError("BIG needs at least one epsilon and num_steps >= 1")
+        raise SaliencyError("BIG needs at least one epsilon and num_steps >= 1")
     images = images.detach()
     target = target.to(images.device).long().view(-1)
     bounds, group = _attack_groups(epsilons, int(num_steps), float(alpha), images.dtype)
@@ -121,23 +122,10 @@ def _attack(model, data, target, bound, num_steps, alpha):
 
 def integrated_gradients(model, images, baselines, target, steps, max_rows=None):
     """IG of model(.)[target] from `baselines` to `images`, captum's 'riemann_trapezoid' rule."""
-    steps = int(steps)
-    if steps < 2:
-        raise ValueError("the trapezoid rule needs gradient_steps >= 2")
     dtype, device = images.dtype, images.device
-    # captum: alphas from a float32 linspace, weights 1/n (float32) with both ends halved
-    alphas = torch.linspace(0, 1, steps).to(dtype=dtype, device=device)
-    weights = [1 / steps] * steps
-    weights[0] /= 2
-    weights[-1] /= 2
-    weights = torch.tensor(weights, dtype=torch.float32).to(dtype=dtype, device=device)
+    alphas, weights = (w.to(dtype=dtype, device=device) for w in trapezoid_rule(steps))
     target = target.to(device).long().view(-1)
-
-    rows = rows_per_call(max_rows, device, DEFAULT_MAX_ROWS)
-    if rows >= steps:  # whole images per call
-        plan = [(part, slice(0, steps)) for part in row_chunks(len(images), rows // steps)]
-    else:  # one image per call, its steps in pieces
-        plan = [(slice(i, i + 1), s) for i in range(len(images)) for s in row_chunks(steps, rows)]
+    plan = per_image_plan(len(images), len(alphas), rows_per_call(max_rows, device, DEFAULT_MAX_ROWS))
 
     total = torch.zeros_like(images)
     lead = [1] * (images.dim() - 1)

@@ -1,9 +1,11 @@
 """Mechanics every method shares: per-image random generators, gradients of one output per
-row, and chunking of rows."""
+row, the plan of rows per model call, the trapezoid rule and the predicted-class replacement."""
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ..errors import SaliencyError
 
 
 def image_generator(seed: int, index: int) -> torch.Generator:
@@ -23,7 +25,7 @@ def image_indices(indices, n: int) -> list[int]:
         return list(range(n))
     indices = [int(i) for i in (indices.tolist() if torch.is_tensor(indices) else indices)]
     if len(indices) != n:
-        raise ValueError(f"{len(indices)} image indices for {n} images")
+        raise SaliencyError(f"{len(indices)} image indices for {n} images")
     return indices
 
 
@@ -48,6 +50,11 @@ def softmax_of(model):
     return lambda x: torch.softmax(model(x), dim=1)
 
 
+def probability_model(logit_model):
+    """Logit model followed by Softmax (SPEC "Models"), sharing the logit model's modules."""
+    return torch.nn.Sequential(logit_model, torch.nn.Softmax(dim=1)).eval()
+
+
 def row_chunks(n: int, size: int):
     """Slices covering range(n) in pieces of at most `size`."""
     size = max(1, int(size))
@@ -55,11 +62,48 @@ def row_chunks(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
+def per_image_plan(n: int, per_image: int, max_rows: int):
+    """[(images, columns)] slices covering n images x per_image rows, max_rows rows per model call.
+
+    Whole images per call where max_rows >= per_image; else one image per call, its columns in
+    fixed pieces of max_rows. Either way an image's rows meet the same neighbours in every batch
+    layout of the images, so its numbers do not depend on how the images were batched.
+    """
+    per_image, max_rows = int(per_image), max(1, int(max_rows))
+    if max_rows >= per_image:
+        return [(part, slice(0, per_image)) for part in row_chunks(n, max_rows // per_image)]
+    return [(slice(i, i + 1), cols) for i in range(n) for cols in row_chunks(per_image, max_rows)]
+
+
+def trapezoid_rule(n_steps: int):
+    """(alphas, weights), float32 CPU tensors of length n_steps: captum's riemann_trapezoid.
+
+    alphas = linspace(0, 1, n), weights 1/n with both ends halved (they sum to (n-1)/n, as in
+    captum and the reference), rounded to float32 as captum does.
+    """
+    n = int(n_steps)
+    if n < 2:
+        raise SaliencyError(f"the trapezoid rule needs at least 2 steps, got {n}")
+    weights = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    weights[0] /= 2
+    weights[-1] /= 2
+    return torch.linspace(0, 1, n), weights.float()
+
+
+def avoid_predicted(classes: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Targets equal to an image's predicted class c become c+1 (c-1 for the last class).
+
+    classes: [N] or [N, K] class ids; predicted: [N]."""
+    c = predicted.view(-1, *[1] * (classes.dim() - 1)).expand_as(classes)
+    neighbour = torch.where(c == num_classes - 1, c - 1, c + 1)
+    return torch.where(classes == c, neighbour, classes)
+
+
 def checked_classes(classes, n: int, device) -> torch.Tensor:
     """[n] long class ids on `device`, or a ValueError naming the mismatch."""
     classes = torch.as_tensor(classes).to(device).long().view(-1)
     if len(classes) != n:
-        raise ValueError(f"{len(classes)} classes for {n} images")
+        raise SaliencyError(f"{len(classes)} classes for {n} images")
     return classes
 
 

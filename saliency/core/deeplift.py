@@ -16,6 +16,7 @@ import warnings
 import torch
 import torch.nn as nn
 
+from ..errors import SaliencyError
 from .common import row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 32
@@ -54,10 +55,8 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
 
     model: probability model (for resnet50 and vgg16, the copies with functional ReLUs from
     resnet_mod / vgg16_mod, as in the reference). max_rows bounds how many images go through
-    captum at once (each image also runs its baseline). captum failures become UserError.
+    captum at once (each image also runs its baseline). captum failures become SaliencyError.
     """
-    from utils import UserError
-
     x = images.detach().float()
     target = torch.as_tensor(target, device=x.device).long().view(-1)
     explainer = _rowwise_deeplift_class()(model)
@@ -71,9 +70,9 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
                     maps[part] = explainer.attribute(inputs, baselines=torch.zeros_like(inputs), target=target[part]).detach()
         except (RuntimeError, AssertionError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(
+            raise SaliencyError(
                 f"captum DeepLift failed on this model ({type(err).__name__}: {first[:160]}); it needs every nn.ReLU/"
-                "Softmax/MaxPool module used once and not in place: for resnet50 and vgg16 generate_attributions.py "
-                "uses the functional-ReLU copies (resnet_mod.py, vgg16_mod.py)"
+                "Softmax/MaxPool module used once and not in place (for resnet50 and vgg16: their functional-ReLU "
+                "copies)"
             ) from None
     return maps

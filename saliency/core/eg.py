@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import SaliencyError
 from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
@@ -39,7 +40,7 @@ def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indi
     target = torch.as_tensor(target, device=x.device).long().view(-1)
     pool = x if reference_images is None else reference_images
     if pool.ndim != x.ndim or tuple(pool.shape[1:]) != tuple(x.shape[1:]) or len(pool) == 0:
-        raise ValueError(f"reference_images must be [M,{','.join(map(str, x.shape[1:]))}], got {tuple(pool.shape)}")
+        raise SaliencyError(f"reference_images must be [M,{','.join(map(str, x.shape[1:]))}], got {tuple(pool.shape)}")
     positions, alphas = draw_eg_references(len(pool), seed, image_indices(indices, n))
     refs = pool[positions.to(pool.device)].detach().to(x.device, torch.float32)
     alphas = alphas.to(x.device).view(-1, *[1] * (x.ndim - 1))

@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from ..errors import SaliencyError
 from .common import output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 32
@@ -45,7 +46,7 @@ def guided_ig(
     model: probability model on [0,1] images. max_rows bounds the images per model call.
     """
     if int(n_steps) < 1 or not 0 <= fraction <= 1 or not 0 <= max_dist <= 1:
-        raise ValueError("Guided IG needs n_steps >= 1, 0 <= fraction <= 1 and 0 <= max_dist <= 1")
+        raise SaliencyError("Guided IG needs n_steps >= 1, 0 <= fraction <= 1 and 0 <= max_dist <= 1")
     images = images.detach()
     target = target.to(images.device).long().view(-1)
 

@@ -11,21 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks, rows_per_call
+from .common import output_grads, row_chunks, rows_per_call, trapezoid_rule
 
 DEFAULT_MAX_ROWS = 64
-
-
-def trapezoid_rule(n_steps: int):
-    """(alphas, weights), float64 CPU tensors of length n_steps: captum's riemann_trapezoid."""
-    n = int(n_steps)
-    if n < 2:
-        raise ValueError("the trapezoid rule needs n_steps >= 2")
-    alphas = torch.linspace(0, 1, n).double()  # captum builds them in float32
-    weights = torch.full((n,), 1.0 / n, dtype=torch.float64)
-    weights[0] /= 2
-    weights[-1] /= 2
-    return alphas, weights
 
 
 def path_gradient_sum(model, x, target, points, weights, max_rows):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from .common import checked_classes, image_generator, image_indices, output_grads, predict, row_chunks, rows_per_call, softmax_of
+from ..errors import SaliencyError
+from .common import (avoid_predicted, checked_classes, image_generator, image_indices, output_grads, per_image_plan,
+                     predict, rows_per_call, softmax_of)
 
 DEFAULT_MAX_ROWS = 128
 
@@ -25,13 +27,6 @@ def draw_la_classes(predicted: torch.Tensor, sampling_times: int, num_classes: i
         drawn = torch.randperm(num_classes, generator=image_generator(seed, index))[:sampling_times]
         rows.append(drawn[: sampling_times - 1])
     return torch.stack(rows).to(predicted.device)
-
-
-def avoid_predicted(classes: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """A target equal to the predicted class c becomes c+1 (c-1 for the last class)."""
-    c = predicted.view(-1, 1).expand_as(classes)
-    neighbour = torch.where(c == num_classes - 1, c - 1, c + 1)
-    return torch.where(classes == c, neighbour, classes)
 
 
 def la(
@@ -57,33 +52,29 @@ def la(
     its neighbours either way.
     """
     if spatial_range <= 0 or int(max_iter) < 1 or int(sampling_times) < 1:
-        raise ValueError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
+        raise SaliencyError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
     images = images.detach()
     n, s = len(images), int(sampling_times)
     with torch.no_grad():
         num_classes = model(images[:1]).shape[1]
     if s > num_classes:
-        raise ValueError(f"sampling_times={s} exceeds the model's {num_classes} classes")
+        raise SaliencyError(f"sampling_times={s} exceeds the model's {num_classes} classes")
     predicted = predict(model, images) if predicted is None else checked_classes(predicted, n, images.device)
     if classes is None:
         classes = draw_la_classes(predicted.cpu(), s, num_classes, seed, indices).to(images.device)
     elif tuple(classes.shape) != (n, s - 1):
-        raise ValueError(f"classes must be [N, sampling_times-1] = [{n}, {s - 1}], got {tuple(classes.shape)}")
+        raise SaliencyError(f"classes must be [N, sampling_times-1] = [{n}, {s - 1}], got {tuple(classes.shape)}")
     classes = avoid_predicted(classes.to(images.device).long(), predicted, num_classes)
 
     # column j < S-1 of an image's rows is a targeted run towards classes[:, j]; the last column
     # is the untargeted run (its "target" is c; its g_l is computed but unused)
     targets = torch.cat([classes, predicted.view(-1, 1)], dim=1)
     targeted = torch.arange(s, device=images.device) < s - 1
-    rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
-    if rows >= s:  # whole images per model call
-        maps = [_explore(model, images[part], predicted[part], targets[part], targeted, spatial_range, int(max_iter))
-                for part in row_chunks(n, rows // s)]
-    else:  # each image's runs in pieces of `rows`, the same pieces whatever the batch
-        maps = [sum(_explore(model, images[i : i + 1], predicted[i : i + 1], targets[i : i + 1, cols], targeted[cols],
-                             spatial_range, int(max_iter)) for cols in row_chunks(s, rows))
-                for i in range(n)]
-    return torch.cat(maps).float()
+    maps = torch.zeros_like(images)
+    for part, cols in per_image_plan(n, s, rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)):
+        maps[part] += _explore(model, images[part], predicted[part], targets[part, cols], targeted[cols],
+                               spatial_range, int(max_iter))
+    return maps.float()
 
 
 def _explore(model, x, predicted, targets, targeted, spatial_range, max_iter):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import SaliencyError
 from .common import output_grads, row_chunks, rows_per_call, softmax_of
 
 DEFAULT_MAX_ROWS = 64
@@ -35,11 +36,11 @@ def mfaba(
     0.3 * 255 / 255). max_rows: images per model call.
     """
     if epsilon < 0 or alpha <= 0 or int(max_iter) < 1:
-        raise ValueError("MFABA needs epsilon >= 0, alpha > 0 and max_iter >= 1")
+        raise SaliencyError("MFABA needs epsilon >= 0, alpha > 0 and max_iter >= 1")
     images = _floating(images)
     target = torch.as_tensor(target).to(images.device).long().view(-1)
     if len(target) != len(images):
-        raise ValueError(f"{len(target)} targets for {len(images)} images")
+        raise SaliencyError(f"{len(target)} targets for {len(images)} images")
     maps = [
         _descend(model, images[part], target[part], float(epsilon), float(alpha), int(max_iter))
         for part in row_chunks(len(images), rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS))

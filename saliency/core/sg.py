@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import SaliencyError
 from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
@@ -23,7 +24,7 @@ def sg(model, images: torch.Tensor, target: torch.Tensor, *, n_samples: int = 50
     how many go through the model at once.
     """
     if int(n_samples) < 1:
-        raise ValueError("SmoothGrad needs n_samples >= 1")
+        raise SaliencyError("SmoothGrad needs n_samples >= 1")
     x = images.detach().float()
     n, s = len(x), int(n_samples)
     target = torch.as_tensor(target, device=x.device).long().view(-1)
