@@ -14,10 +14,12 @@ LA_ARGS = --model $(DEMO_MODEL) --attr_method la --spatial_range $(DEMO_RANGE) -
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+# the requirements, then this project in editable mode (saliency and labench importable anywhere)
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: setup

@@ -171,10 +171,6 @@ fi
 
 # ---------------------------------------------------------------- the plan
 
-model_tag() {  # utils.model_tag: NAME, or NAME-WEIGHTS for non-default weights
-    if [[ "$2" == "default" ]]; then echo "$1"; else echo "$1-$2"; fi
-}
-
 # One cell per line: model|weights|method|r|T|S (r T S empty for non-LA methods)
 CELLS=()
 for spec in "${MODELS[@]}"; do
@@ -200,35 +196,31 @@ done
 GEN_CMD=()
 EVAL_CMD=()
 REFRESH_CMD=()
-STEM=""
+EVAL_LINE=""
 LABEL=""
-build_cell() {  # sets STEM, LABEL, GEN_CMD, EVAL_CMD, REFRESH_CMD for cell "$1"
-    local model weights method r t s tag
+build_cell() {  # sets LABEL, GEN_CMD, EVAL_CMD, REFRESH_CMD, EVAL_LINE for cell "$1"
+    local model weights method r t s
     IFS='|' read -r model weights method r t s <<<"$1"
-    tag="$(model_tag "$model" "$weights")"
     local common=(--model "$model" --attr_method "$method")
-    if [[ "$method" == "la" ]]; then
+    if [[ -n "$r" ]]; then
         common+=(--spatial_range "$r" --max_iter "$t" --sampling_times "$s")
-        STEM="${tag}_la_spatial-range-${r}_max-iter-${t}_sampling-times-${s}"
-        LABEL="$tag la r=$r T=$t S=$s"
+        LABEL="$model la r=$r T=$t S=$s"
     else
-        STEM="${tag}_${method}"
-        LABEL="$tag $method"
+        LABEL="$model $method"
     fi
-    [[ "$weights" != "default" ]] && common+=(--weights "$weights")
+    [[ "$weights" != "default" ]] && common+=(--weights "$weights") && LABEL="${LABEL/#$model/$model-$weights}"
     [[ -n "$DATA_DIR" ]] && common+=(--data_dir "$DATA_DIR")
     [[ -n "$LIMIT" ]] && common+=(--limit "$LIMIT")
     [[ -n "$DEVICE" ]] && common+=(--device "$DEVICE")
     GEN_CMD=("${RUNNER[@]}" "$ROOT/generate_attributions.py" "${common[@]}" --prefix "$ATTR_PREFIX"
              ${GEN_ARGS[@]+"${GEN_ARGS[@]}"})
-    local eval_tail=("$ROOT/eval.py" "${common[@]}" --attr_prefix "$ATTR_PREFIX" --prefix "$SCORES_PREFIX"
+    local eval_args=("${common[@]}" --attr_prefix "$ATTR_PREFIX" --prefix "$SCORES_PREFIX"
                      --csv_path "$CSV_PATH" ${EVAL_ARGS[@]+"${EVAL_ARGS[@]}"})
-    EVAL_CMD=("${RUNNER[@]}" "${eval_tail[@]}")
+    EVAL_CMD=("${RUNNER[@]}" "$ROOT/eval.py" "${eval_args[@]}")
     # a done cell: eval.py reads the existing scores and rewrites the row, no model, no launcher
-    REFRESH_CMD=("$PY" "${eval_tail[@]}")
+    REFRESH_CMD=("$PY" "$ROOT/eval.py" "${eval_args[@]}")
+    EVAL_LINE="$(quoted "${eval_args[@]}")"
 }
-
-is_done() { [[ -f "$SCORES_PREFIX/${STEM}_scores.npz" ]]; }
 
 quoted() {  # the command as one shell-ready line
     local out
@@ -236,7 +228,39 @@ quoted() {  # the command as one shell-ready line
     echo "${out% }"
 }
 
+# The file stem of every cell's scores, from the one naming rule (labench.identity) applied to
+# the exact arguments eval.py gets (so --eval_args "--amp" names the -amp scores file)
+STEMS=()
+cell_stems() {
+    local cell lines=()
+    for cell in "${CELLS[@]}"; do
+        build_cell "$cell"
+        lines+=("$EVAL_LINE")
+    done
+    # the interpreter that names them: --python's when it runs, else the project's
+    local namer="$PY"
+    command -v "$namer" >/dev/null 2>&1 || namer="$ROOT/.venv/bin/python"
+    [[ -x "$namer" ]] || namer="python3"
+    local out
+    out="$(printf '%s\n' "${lines[@]}" | PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$namer" -m labench.stems)" ||
+        die "cannot name the cells' outputs (see the error above; --python must have the project's requirements)"
+    local scores maps k=0
+    while read -r scores maps; do
+        if [[ "$scores" == "?" ]]; then  # no output name (unknown method): the cell runs and fails on its own
+            local m w meth
+            IFS='|' read -r m w meth _ <<<"${CELLS[$k]}"
+            scores="$m$([[ "$w" != default ]] && echo "-$w")_$meth"
+        fi
+        STEMS+=("$scores")
+        k=$((k + 1))
+    done <<<"$out"
+    ((${#STEMS[@]} == ${#CELLS[@]})) || die "naming the cells' outputs gave ${#STEMS[@]} names for ${#CELLS[@]} cells"
+}
+
+is_done() { [[ -f "$SCORES_PREFIX/${STEM}_scores.npz" ]]; }
+
 N=${#CELLS[@]}
+cell_stems
 if ((DRY_RUN)); then
     echo "# $SELF plan: $N cells (${#MODELS[@]} models; methods: ${METHODS[*]};" \
         "LA: spatial_range {${RANGES[*]}} x max_iter {${ITERS[*]}} x sampling_times {${SAMPLES[*]}})"
@@ -245,6 +269,7 @@ if ((DRY_RUN)); then
     for cell in "${CELLS[@]}"; do
         i=$((i + 1))
         build_cell "$cell"
+        STEM="${STEMS[$((i - 1))]}"
         if is_done; then
             echo "# [$i/$N] $LABEL: done ($SCORES_PREFIX/${STEM}_scores.npz exists), skipped; its row is refreshed:"
             quoted "${REFRESH_CMD[@]}"
@@ -298,6 +323,7 @@ i=0
 for cell in "${CELLS[@]}"; do
     i=$((i + 1))
     build_cell "$cell"
+    STEM="${STEMS[$((i - 1))]}"
     CURRENT="$LABEL"
     log="$LOG_DIR/$STEM.log"
     t0=$SECONDS

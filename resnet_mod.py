@@ -57,14 +57,7 @@ def from_torchvision(net: ResNet) -> ResNet:
 
 
 def functional_relu_model(logit_model: nn.Sequential) -> nn.Sequential:
-    """Normalize -> functional-ReLU ResNet-50, from utils.load_model('resnet50', ...)."""
+    """Normalize -> functional-ReLU ResNet-50, from labench.models.load_model('resnet50', ...)."""
     normalize, net = logit_model
     return nn.Sequential(normalize, from_torchvision(net)).eval()
 
-
-def load_model(weights="default", device="cpu") -> nn.Sequential:
-    """The resnet50 logit model of utils.load_model (same weights, same one-line error when
-    the weights cannot be downloaded), with functional ReLUs."""
-    import utils
-
-    return functional_relu_model(utils.load_model("resnet50", weights=weights, device=device))

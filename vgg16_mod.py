@@ -33,14 +33,7 @@ def from_torchvision(net: VGG) -> VGG:
 
 
 def functional_relu_model(logit_model: nn.Sequential) -> nn.Sequential:
-    """Normalize -> functional-ReLU VGG-16, from utils.load_model('vgg16', ...)."""
+    """Normalize -> functional-ReLU VGG-16, from labench.models.load_model('vgg16', ...)."""
     normalize, net = logit_model
     return nn.Sequential(normalize, from_torchvision(net)).eval()
 
-
-def load_model(weights="default", device="cpu") -> nn.Sequential:
-    """The vgg16 logit model of utils.load_model (same weights, same one-line error when the
-    weights cannot be downloaded), with functional ReLUs."""
-    import utils
-
-    return functional_relu_model(utils.load_model("vgg16", weights=weights, device=device))

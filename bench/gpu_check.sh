@@ -18,7 +18,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c "import torch; print('torch', torch.__version__)"; } \
     | tee "$OUT/card.txt"
-$PY generate_pt.py --png_dir /tmp/gpu-check/png --out_dir /tmp/gpu-check/data > /dev/null
+$PY generate_pt.py --sample --png_dir /tmp/gpu-check/png --out_dir /tmp/gpu-check/data > /dev/null
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.txt"
 timeout 240 $PY bench/roofline.py --model resnet50 --weights random --device cuda --images 32 \
     --data_dir /tmp/gpu-check/none 2>&1 | tee "$OUT/roofline_resnet50.md"

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from generate_attributions import default_batch_size as method_batch_size  # noqa: E402
-from saliency import saliency_zoo  # noqa: E402
-from saliency.metric import InsertionDeletion, default_batch_size, whole_curves  # noqa: E402
-from utils import auto_rows, load_model, probability_model, resolve_device  # noqa: E402
+from labench.cli import default_batch_size as method_batch_size
+from labench.memory import auto_rows
+from labench.models import load_model, resolve_device
+from saliency import InsertionDeletion, probability_model, saliency_zoo
+from saliency.metric import default_batch_size, whole_curves
 
 
 def sync(device):

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import eval as evaluate  # noqa: E402
-import generate_attributions  # noqa: E402
-from saliency import saliency_zoo  # noqa: E402
-from utils import model_tag, output_stem  # noqa: E402
+from labench import attributions, scoring
+from labench.cli import attribution_parser, eval_parser
+from labench.identity import OutputId
+from labench.models import weights_tag
+from saliency import saliency_zoo
 
 MODES = {"fp32": [], "amp": ["--amp"], "channels_last": ["--channels_last"],
          "amp+channels_last": ["--amp", "--channels_last"]}
@@ -39,12 +38,20 @@ def run_mode(flags, common, folder):
     """(attribution seconds, scoring seconds, scores folder) of one mode."""
     with contextlib.redirect_stdout(sys.stderr):  # the scripts' messages stay out of the table
         start = time.perf_counter()
-        generate_attributions.main([*common, *flags, "--prefix", str(folder / "attributions")])
+        attributions.run(attribution_parser().parse_args([*common, *flags, "--prefix", str(folder / "attributions")]))
         middle = time.perf_counter()
-        evaluate.main([*common, *flags, "--attr_prefix", str(folder / "attributions"),
-                       "--prefix", str(folder / "scores"), "--csv_path", str(folder / "results.csv")])
+        scoring.run(eval_parser().parse_args([*common, *flags, "--attr_prefix", str(folder / "attributions"),
+                                              "--prefix", str(folder / "scores"),
+                                              "--csv_path", str(folder / "results.csv")]))
         end = time.perf_counter()
     return middle - start, end - middle, folder / "scores"
+
+
+def scoring_id(args, method, flags):
+    """The identity of the scores one mode writes (labench.identity, as eval.py names them)."""
+    modes = [flag.removeprefix("--") for flag in flags]
+    params = {"spatial_range": args.spatial_range, "max_iter": args.max_iter, "sampling_times": args.sampling_times}
+    return OutputId.make(args.model, method, weights_tag(args.weights), params, modes)
 
 
 def main():
@@ -83,9 +90,8 @@ def measure(args, method):
         for mode in ["fp32", *[m for m in args.modes if m != "fp32"]]:
             flags = MODES[mode]
             attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace("+", "-"))
-            tag = model_tag(args.model, args.weights, "--amp" in flags, "--channels_last" in flags)
-            stem = output_stem(tag, method, args.spatial_range, args.max_iter, args.sampling_times)
-            with np.load(scores / f"{stem}_scores.npz") as data:
+            out = scoring_id(args, method, flags)
+            with np.load(scores / out.scores_file) as data:
                 rows[mode] = (attr_s, score_s, float(data["ins"]), float(data["del"]))
 
     base = rows["fp32"]

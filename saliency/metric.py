@@ -5,11 +5,23 @@ flat index. In `n_steps` steps the next `ceil(C*H*W / n_steps)` values (672 for 
 move: deletion from the image to the black substrate, insertion from the substrate to the
 image. The curve is the probability of the class the model predicts on the clean image, at
 steps 0..n_steps; a method's score is the AUC of the curve averaged over images.
+
+Options (SPEC "Metric variants" and "As published"; the defaults are the paper's protocol):
+
+- substrate: "black" (zeros) | "blur" (each channel convolved with an 11x11 Gaussian of sigma 5,
+  normalised to sum 1, zero padding: the RISE evaluation's insertion substrate) | "mean" (each
+  channel's mean over the image). Both games move values between the image and the substrate;
+  a perturbed image is `image * keep + substrate * (1 - keep)`.
+- order: "channel" (every value of the C x H x W map ranked) | "pixel" (the H x W pixels ranked
+  by the sum of their channels' attributions, whole pixels moved, `ceil(H*W / n_steps)` a step).
+- ties: "stable" (higher flat index first) | "numpy" (the published CausalMetric's order:
+  `np.flip(np.argsort(map))` with NumPy's default, unstable, sort, on the CPU in float32).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .core.common import checked_classes, row_chunks
@@ -17,6 +29,10 @@ from .errors import SaliencyError
 
 GAMES = ("ins", "del")
 N_STEPS = 224
+SUBSTRATES = ("black", "blur", "mean")
+ORDERS = ("channel", "pixel")
+TIES = ("stable", "numpy")
+BLUR_SIZE, BLUR_SIGMA = 11, 5.0
 
 
 def default_batch_size(device) -> int:
@@ -38,10 +54,66 @@ def descending_rank(maps: torch.Tensor) -> torch.Tensor:
     This is the order `np.flip(np.argsort(a, kind='stable'))` gives.
     """
     flat = maps.reshape(len(maps), -1)
-    order = torch.sort(flat, dim=1, stable=True).indices.flip(1)
+    return _rank_of(torch.sort(flat, dim=1, stable=True).indices.flip(1))
+
+
+def _rank_of(order: torch.Tensor) -> torch.Tensor:
+    """The inverse permutation of each row: rank[i, order[i, k]] = k."""
     rank = torch.empty_like(order)
-    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    positions = torch.arange(order.shape[1], device=order.device).expand_as(order)
     return rank.scatter_(1, order, positions)
+
+
+def _numpy_descending_order(flat: torch.Tensor) -> torch.Tensor:
+    """[N, K] positions in the published order: per row `np.flip(np.argsort(row))`, NumPy's default
+    (unstable) kind, on the row as a float32 array; the tie order is whatever that sort gives."""
+    rows = flat.detach().to("cpu", torch.float32).numpy()
+    return torch.stack([torch.from_numpy(np.flip(np.argsort(row)).copy()) for row in rows])
+
+
+def _per_pixel(maps: torch.Tensor) -> torch.Tensor:
+    """[N, H*W] sums over the channels of [N, C, H, W] maps."""
+    if maps.dim() != 4:
+        raise SaliencyError(f"order='pixel' needs [N, C, H, W] maps, got shape {tuple(maps.shape)}")
+    return maps.sum(1).reshape(len(maps), -1)
+
+
+def perturbation_ranks(maps: torch.Tensor, order: str = "channel", ties: str = "stable") -> torch.Tensor:
+    """rank[i, j] = step position of unit j of image i: units are the C*H*W values (order='channel')
+    or the H*W pixels (order='pixel', ranked by channel sums); ties as `ties` (module docstring).
+    On the maps' device."""
+    _check_option("order", order, ORDERS)
+    _check_option("ties", ties, TIES)
+    flat = _per_pixel(maps) if order == "pixel" else maps.reshape(len(maps), -1)
+    if ties == "stable":
+        return descending_rank(flat)
+    return _rank_of(_numpy_descending_order(flat).to(flat.device))
+
+
+def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
+    """[size, size] float32 samples of exp(-(dy^2 + dx^2) / (2 sigma^2)) about the centre, summing to 1."""
+    d = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+def substrate_of(images: torch.Tensor, substrate: str) -> torch.Tensor:
+    """The [N, C, H, W] substrate of each image (module docstring)."""
+    _check_option("substrate", substrate, SUBSTRATES)
+    if substrate == "black":
+        return torch.zeros_like(images)
+    if images.dim() != 4:
+        raise SaliencyError(f"substrate={substrate!r} needs [N, C, H, W] images, got shape {tuple(images.shape)}")
+    if substrate == "mean":
+        return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
+    channels = images.shape[1]
+    kernel = gaussian_kernel().to(images).expand(channels, 1, BLUR_SIZE, BLUR_SIZE)
+    return torch.nn.functional.conv2d(images, kernel, padding=BLUR_SIZE // 2, groups=channels)
+
+
+def _check_option(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise SaliencyError(f"{name}={value!r} is not one of {', '.join(allowed)}")
 
 
 def auc(curve) -> float:
@@ -55,13 +127,18 @@ class InsertionDeletion:
 
     `curves(images, maps)` returns {"ins": [n_steps+1, N], "del": [n_steps+1, N]}. Perturbed
     images are made batch by batch from one sort per image, never in a Python loop over
-    images or steps.
+    images or steps. substrate, order and ties: the module docstring (defaults: the paper's).
     """
 
-    def __init__(self, probability_model, n_steps: int = N_STEPS, batch_size: int = 100):
+    def __init__(self, probability_model, n_steps: int = N_STEPS, batch_size: int = 100, *,
+                 substrate: str = "black", order: str = "channel", ties: str = "stable"):
+        _check_option("substrate", substrate, SUBSTRATES)
+        _check_option("order", order, ORDERS)
+        _check_option("ties", ties, TIES)
         self.model = probability_model
         self.n_steps = n_steps
         self.batch_size = batch_size
+        self.substrate, self.order, self.ties = substrate, order, ties
 
     @torch.inference_mode()
     def curves(self, images: torch.Tensor, maps: torch.Tensor, progress=None, classes=None) -> dict:
@@ -80,20 +157,27 @@ class InsertionDeletion:
         """[N, n_steps+1] scores of one game."""
         n, steps = len(images), self.n_steps + 1
         size = images[0].numel()
-        moved_per_step = math.ceil(size / self.n_steps)
+        units = images[0, 0].numel() if self.order == "pixel" else size
+        moved_per_step = math.ceil(units / self.n_steps)
         # rank a group of images at a time, sized so that its (image, step) pairs fill whole batches
         group = min(n, max(1, math.lcm(steps, self.batch_size) // steps), 64)
         scores = []
         for images_part in row_chunks(n, group):
             x = images[images_part].reshape(-1, size)
-            rank = descending_rank(maps[images_part].to(images.device)).to(torch.int32)
+            rank = perturbation_ranks(maps[images_part].to(images.device), self.order, self.ties).to(torch.int32)
+            if self.substrate != "black":
+                base = substrate_of(images[images_part], self.substrate).reshape(-1, size)
             pair_image = torch.arange(len(x), device=x.device).repeat_interleave(steps)
             pair_moved = torch.arange(steps, device=x.device).repeat(len(x)) * moved_per_step
             for part in row_chunks(len(pair_image), self.batch_size):
                 img = pair_image[part]
                 moved = rank[img] < pair_moved[part, None]
                 keep = ~moved if game == "del" else moved
-                probs = self.model((x[img] * keep).view(-1, *images.shape[1:]))
+                if self.order == "pixel":  # a pixel's mask for each of its channels ([C, H*W] layout)
+                    keep = keep.repeat(1, size // units)
+                # black keeps its original expression: the default numbers stay bitwise the same
+                mixed = x[img] * keep if self.substrate == "black" else torch.where(keep, x[img], base[img])
+                probs = self.model(mixed.view(-1, *images.shape[1:]))
                 scores.append(probs.gather(1, classes[images_part][img, None]).squeeze(1))
                 if progress is not None:
                     progress.update(len(img))

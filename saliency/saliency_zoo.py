@@ -29,8 +29,10 @@ from .core.sg import sg
 from .core.sm import sm
 from .errors import SaliencyError
 
-# keyword arguments that steer how a method runs, not what it computes
-RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes", "predicted", "max_rows"}
+# keyword arguments that steer how a method runs, or which computation (published: the published
+# code's coupled groups), not protocol parameters
+RUNTIME_ARGUMENTS = {"target", "seed", "indices", "reference_images", "classes", "predicted", "max_rows",
+                     "published", "group_size"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Method:
     # varies them. work_params: those that make a setting costlier (for choosing one to show)
     file_params: tuple = ()
     work_params: tuple = ()
+    # SPEC "Models": run on copies whose ReLUs are functional (captum's rules then skip them)
+    functional_relus: bool = False
 
     @property
     def defaults(self) -> dict:
@@ -80,7 +84,7 @@ ZOO = {m.name: m for m in [
            "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4),
     Method("big", big, "BIG", "probability", "IG of p_target from the closest FGSM boundary point", 1),
     Method("deeplift", deeplift, "DeepLIFT", "probability", "captum DeepLift of p_target, zero baseline", 4,
-           rows_per_unit=2),
+           rows_per_unit=2, functional_relus=True),
     Method("eg", eg, "EG", "probability",
            "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set", 4),
     Method("fast_ig", fast_ig, "FIG", "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1,

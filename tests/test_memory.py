@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_cnn
-from utils import MAX_AUTO_ROWS, auto_rows, rows_within
+from labench.memory import MAX_AUTO_ROWS, auto_rows, rows_within
 
 MB = 2**20
 
@@ -39,7 +39,7 @@ def test_auto_rows_leaves_cpu_to_the_methods():
 
 def fake_cuda(monkeypatch, peak, free):
     """Stand-ins for the CUDA calls auto_rows makes: peak(rows, grad) bytes per probe call."""
-    import utils
+    from labench import memory
 
     calls = []
 
@@ -47,7 +47,7 @@ def fake_cuda(monkeypatch, peak, free):
         calls.append((rows, grad))
         return peak(rows, grad)
 
-    monkeypatch.setattr(utils, "peak_pass_bytes", peak_pass_bytes)
+    monkeypatch.setattr(memory, "peak_pass_bytes", peak_pass_bytes)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
     return calls
@@ -75,7 +75,7 @@ def test_auto_rows_probes_smaller_after_out_of_memory(monkeypatch):
 
 
 def test_auto_rows_names_the_fix_when_nothing_fits(monkeypatch):
-    from utils import UserError
+    from labench.errors import UserError
 
     def peak(rows, grad):
         raise torch.OutOfMemoryError("no memory")

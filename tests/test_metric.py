@@ -7,7 +7,7 @@ import torch
 
 from conftest import make_images, make_tiny_cnn
 from saliency.metric import InsertionDeletion, auc, descending_rank
-from utils import probability_model
+from saliency import probability_model
 
 
 def naive_curves(prob_model, images, maps, n_steps=224):

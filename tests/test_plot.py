@@ -8,11 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, make_images
+from conftest import ROOT, load_script, make_images
 from saliency.metric import auc
-from utils import class_names, run_cli, upsert_csv_row
+from labench import figures
+from labench.data import class_names
+from labench.identity import choose_setting
+from labench.errors import run_cli
+from labench.files import upsert_csv_row
 
-import plot  # noqa: E402  (conftest puts the project on sys.path)
+plot = load_script("plot")
 
 TAG = "efficientnet_lite0"
 LA_STEM = TAG + "_la_spatial-range-{}_max-iter-{}_sampling-times-{}"
@@ -25,7 +29,7 @@ def test_heatmap_is_the_published_formula_on_a_known_array():
     # channel mean = 0, 1, ..., 99 laid out row by row; the channels differ but average to it
     mean = np.arange(100, dtype=np.float64).reshape(10, 10)
     attribution = np.stack([mean - 3, mean + 5, mean - 2])
-    hm = plot.heatmap(attribution)
+    hm = figures.heatmap(attribution)
     # np.percentile (linear) of 0..99: 80th = 79.2, 99th = 98.01
     low, high = 79.2, 98.01
     expected = (np.clip(mean, low, high) - low) / (high - low + 1e-6)
@@ -39,28 +43,28 @@ def test_heatmap_is_the_published_formula_on_a_known_array():
 
 
 def test_heatmap_of_a_constant_map_is_zero():
-    assert np.array_equal(plot.heatmap(np.full((3, 4, 4), 2.5)), np.zeros((4, 4)))
+    assert np.array_equal(figures.heatmap(np.full((3, 4, 4), 2.5)), np.zeros((4, 4)))
 
 
 def test_signed_heatmap_keeps_the_sign_and_scales_by_the_99th_percentile():
     # 101 values, so that the 99th percentile of |mean| is exactly the 100th sorted value, 2 (not 200)
     mean = np.array([-200.0, -1.0, 0.0, 1.0, 2.0] + [0.5] * 96).reshape(101, 1)
-    hm = plot.signed_heatmap(np.stack([mean + 1, mean - 1, mean]))
+    hm = figures.signed_heatmap(np.stack([mean + 1, mean - 1, mean]))
     np.testing.assert_allclose(hm[:5, 0], [-1, -0.5, 0, 0.5, 1], atol=1e-12)
     np.testing.assert_allclose(hm[5:, 0], 0.25, atol=1e-12)
     small = np.zeros((3, 2, 2))
     small[:, 0, 0] = 0.5
-    assert np.array_equal(plot.signed_heatmap(small), np.array([[1.0, 0], [0, 0]]))  # 99th pct 0 -> max
-    assert np.array_equal(plot.signed_heatmap(np.zeros((3, 2, 2))), np.zeros((2, 2)))
+    assert np.array_equal(figures.signed_heatmap(small), np.array([[1.0, 0], [0, 0]]))  # 99th pct 0 -> max
+    assert np.array_equal(figures.signed_heatmap(np.zeros((3, 2, 2))), np.zeros((2, 2)))
 
 
 def test_overlay_draws_the_image_then_the_heatmap(images):
     attribution = np.random.default_rng(0).normal(size=images[0].shape)
-    ax = plot.plot(attribution, images[0].numpy())
+    ax = figures.plot(attribution, images[0].numpy())
     drawn = ax.get_images()
     assert len(drawn) == 2
     np.testing.assert_allclose(drawn[0].get_array(), images[0].numpy().transpose(1, 2, 0))
-    np.testing.assert_allclose(drawn[1].get_array(), plot.heatmap(attribution))
+    np.testing.assert_allclose(drawn[1].get_array(), figures.heatmap(attribution))
     assert drawn[1].get_alpha() == 0.5
     plt.close("all")
 
@@ -103,53 +107,53 @@ def titles_of(fig):
 def test_grid_has_one_panel_per_available_method_in_paper_order(tmp_path):
     written = make_run(tmp_path, methods=("sm", "ig", "agi"))
     notes = []
-    fig, shown, left_out = plot.build_grid(TAG, indices=[2, 0], attr_prefix=tmp_path / "attributions",
+    fig, shown, left_out = figures.build_grid(TAG, indices=[2, 0], attr_prefix=tmp_path / "attributions",
                                            data_dir=tmp_path / "data", use_model=False, log=notes.append)
     assert list(shown) == ["la", "agi", "ig", "sm"]
     assert sorted(m for m, _ in left_out) == sorted({"attexplore", "big", "deeplift", "eg", "fast_ig", "guided_ig",
                                                       "mfaba", "sg"})
     assert len(fig.axes) == 2 * (1 + 4)
     titles = titles_of(fig)
-    assert titles[1:5] == ["LA\nr=20 T=10 S=10", "AGI", "IG", "SM"]
+    assert titles[1:5] == ["LA\n(r=20, T=10, S=10)", "AGI", "IG", "SM"]
     names = class_names()
     assert titles[0] == f"label: {names[657]}" and titles[5] == f"label: {names[281]}"  # rows: images 2, 0
     # each panel is the published heatmap of that image's map
     la_maps = written[LA_STEM.format(20, 10, 10)][0]
-    np.testing.assert_allclose(fig.axes[1].get_images()[0].get_array(), plot.heatmap(la_maps[2]))
+    np.testing.assert_allclose(fig.axes[1].get_images()[0].get_array(), figures.heatmap(la_maps[2]))
     sm_maps = written[f"{TAG}_sm"][0]
-    np.testing.assert_allclose(fig.axes[9].get_images()[0].get_array(), plot.heatmap(sm_maps[0]))
+    np.testing.assert_allclose(fig.axes[9].get_images()[0].get_array(), figures.heatmap(sm_maps[0]))
     images = torch.load(tmp_path / "data" / "img_batch.pt")
     np.testing.assert_allclose(fig.axes[5].get_images()[0].get_array(), images[0].numpy().transpose(1, 2, 0))
     assert [t.get_text() for t in fig.texts] == ["no map on disk: AttEXplore, BIG, DeepLIFT, EG, FIG, GIG, MFABA, SG"]
     assert "left out" in notes[0] and "BIG" in notes[0]
     plt.close(fig)
-    found, missing, setting = plot.discover_maps(TAG, tmp_path / "attributions", methods=["sm", "eg", "la"])
-    assert list(found) == ["la", "sm"] and missing == ["eg"] and setting == (20, 10, 10)  # paper order
+    found, missing, chosen = figures.discover_maps(TAG, "default", tmp_path / "attributions", methods=["sm", "eg", "la"])
+    assert list(found) == ["la", "sm"] and missing == ["eg"] and chosen == {"la": (20, 10, 10)}  # paper order
 
 
 def test_grid_la_setting_choice(tmp_path):
     make_run(tmp_path, methods=(), la_settings=((10, 5, 5), (30, 10, 10), (10, 10, 10), (20, 20, 20)))
-    settings = plot.la_settings(TAG, tmp_path / "attributions", "_attributions.npy")
+    settings = figures.outputs_on_disk(tmp_path / "attributions", "_attributions.npy", TAG)["la"]
     assert set(settings) == {(10, 5, 5), (30, 10, 10), (10, 10, 10), (20, 20, 20)}
-    assert plot.choose_la_setting(settings) == (20, 20, 20)  # the paper's default when present
+    assert choose_setting("la", settings) == (20, 20, 20)  # the paper's default when present
     del settings[(20, 20, 20)]
-    assert plot.choose_la_setting(settings) == (10, 10, 10)  # most work, then r closest to 20 (tie: smaller)
-    assert plot.choose_la_setting(settings, max_iter=5) == (10, 5, 5)
-    assert plot.choose_la_setting(settings, spatial_range=30) == (30, 10, 10)
-    assert plot.choose_la_setting(settings, sampling_times=7) is None
+    assert choose_setting("la", settings) == (10, 10, 10)  # most work, then r closest to 20 (tie: smaller)
+    assert choose_setting("la", settings, {"max_iter": 5}) == (10, 5, 5)
+    assert choose_setting("la", settings, {"spatial_range": 30}) == (30, 10, 10)
+    assert choose_setting("la", settings, {"sampling_times": 7}) is None
 
 
 def test_grid_titles_with_the_models_prediction(tiny_cnn, images):
     with torch.no_grad():
         predicted = tiny_cnn(images).argmax(1).tolist()
     names = class_names()
-    assert plot.predicted_titles(images.numpy(), tiny_cnn) == [names[c] for c in predicted]
+    assert figures.predicted_titles(images.numpy(), tiny_cnn) == [names[c] for c in predicted]
 
 
 def test_grid_leaves_out_a_map_of_the_wrong_shape(tmp_path):
     make_run(tmp_path, methods=("sm",), la_settings=())
     np.save(tmp_path / "attributions" / f"{TAG}_ig_attributions.npy", np.zeros((1, 3, 16, 16), np.float32))
-    fig, shown, left_out = plot.build_grid(TAG, indices=[0, 2], attr_prefix=tmp_path / "attributions",
+    fig, shown, left_out = figures.build_grid(TAG, indices=[0, 2], attr_prefix=tmp_path / "attributions",
                                            data_dir=tmp_path / "data", use_model=False, log=lambda _: None)
     assert list(shown) == ["sm"] and ("ig", f"{TAG}_ig_attributions.npy has shape (1, 3, 16, 16)") in left_out
     assert len(fig.axes) == 2 * 2
@@ -163,7 +167,7 @@ def test_grid_leaves_out_a_map_of_the_wrong_shape(tmp_path):
 def test_curves_have_one_line_per_scores_file_with_its_auc(tmp_path):
     written = make_run(tmp_path, methods=("sm", "ig", "mfaba"), la_settings=((20, 10, 10), (10, 5, 5)))
     (tmp_path / "scores" / "resnet50_sm_scores.npz").write_bytes(b"another model: not read")
-    fig, drawn, left_out = plot.build_curves(TAG, scores_prefix=tmp_path / "scores")
+    fig, drawn, left_out = figures.build_curves(TAG, scores_prefix=tmp_path / "scores")
     assert [label for label, _ in drawn] == ["LA (r=10, T=5, S=5)", "LA (r=20, T=10, S=10)", "IG", "MFABA", "SM"]
     assert left_out == []
     for ax, game in zip(fig.axes, ("ins", "del")):
@@ -183,11 +187,11 @@ def test_curves_leave_out_score_files_without_curves(tmp_path):
     make_run(tmp_path / "old", methods=("ig",), la_settings=(), curves=False)
     os.replace(tmp_path / "old" / "scores" / f"{TAG}_ig_scores.npz", tmp_path / "scores" / f"{TAG}_ig_scores.npz")
     notes = []
-    fig, drawn, left_out = plot.build_curves(TAG, scores_prefix=tmp_path / "scores", log=notes.append)
+    fig, drawn, left_out = figures.build_curves(TAG, scores_prefix=tmp_path / "scores", log=notes.append)
     assert len(drawn) == 2 and [p.name for p, _ in left_out] == [f"{TAG}_ig_scores.npz"]
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes)
     assert "AUCs only" in notes[0]
-    assert [row[0] for row in plot.scores_table(TAG, scores_prefix=tmp_path / "scores")] == [
+    assert [row[0] for row in figures.scores_table(TAG, scores_prefix=tmp_path / "scores")] == [
         "LA (r=20, T=10, S=10)", "IG", "SM"]
     plt.close(fig)
 
@@ -265,7 +269,7 @@ def test_notebook_runs_top_to_bottom_on_a_small_demo(tmp_path, monkeypatch):
     import nbclient
     import nbformat
 
-    done = subprocess.run([sys.executable, str(ROOT / "generate_pt.py"), "--png_dir", "visualized_imgs",
+    done = subprocess.run([sys.executable, str(ROOT / "generate_pt.py"), "--sample", "--png_dir", "visualized_imgs",
                            "--out_dir", "data"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     n = len(torch.load(tmp_path / "data" / "label_batch.pt"))

@@ -4,7 +4,7 @@ import torch
 
 from conftest import SMALL_SETTINGS, make_images, make_tiny_cnn
 from saliency import saliency_zoo
-from utils import UserError
+from saliency import SaliencyError
 
 # SPEC "Which output each method explains": parameter defaults, the model each method is given,
 # and the published images per call (SPEC "Reference batch sizes").
@@ -49,10 +49,10 @@ def test_published_defaults_model_and_batch(name):
     assert method.reference_batch == batch
 
 
-def test_unknown_method_and_parameter_are_user_errors():
-    with pytest.raises(UserError, match="unknown method"):
+def test_unknown_method_and_parameter_are_the_librarys_errors():
+    with pytest.raises(SaliencyError, match="unknown method"):
         saliency_zoo.get_method("gradcam")
-    with pytest.raises(UserError, match="no parameter"):
+    with pytest.raises(SaliencyError, match="no parameter"):
         saliency_zoo.attribute("sm", make_tiny_cnn(), make_images(1), torch.tensor([0]), n_steps=3)
 
 

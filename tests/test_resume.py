@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, make_images
-from utils import upsert_csv_row
+from labench.files import upsert_csv_row
 
 LA_SMALL = ["--model", "efficientnet_lite0", "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2",
             "--batch_size", "2", "--chunk", "2"]

@@ -123,3 +123,42 @@ def rows_per_call(max_rows, device, default: int) -> int:
     if max_rows:
         return int(max_rows)
     return CPU_ROWS if torch.device(device).type == "cpu" else default
+
+
+# --- the published grouping (opt-in published=True; SPEC "As published") ---
+
+def published_groups(indices, n: int, group_size) -> list[tuple[int, list[int]]]:
+    """[(group id b, rows of this call in group b)] where image i is in group i // group_size.
+
+    The published scripts coupled the images of each batch; here a batch is a fixed group of
+    global indices, so a call must hold each of its groups from the group's first image on, in
+    index order (a short group is allowed: the dataset's last one, or a --limit cut).
+    """
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
+        raise SaliencyError(f"group_size must be an integer >= 1, got {group_size!r}")
+    size = int(group_size)
+    members: dict[int, list[tuple[int, int]]] = {}
+    for row, index in enumerate(image_indices(indices, n)):
+        members.setdefault(index // size, []).append((row, index))
+    groups = []
+    for b, rows in members.items():
+        if [index for _, index in rows] != list(range(b * size, b * size + len(rows))):
+            raise SaliencyError(f"published mode needs whole groups of {size} images in index order; group {b} "
+                                f"has indices {[index for _, index in rows]}")
+        groups.append((b, [row for row, _ in rows]))
+    return groups
+
+
+def weighted_output_grads(model, x: torch.Tensor, *weight_sets: torch.Tensor, softmax: bool):
+    """Model outputs and, for each weight set W ([rows, K] or [K]), d sum_k W[i, k] s[i, k] / d x[i]
+    for every row i, where s = softmax(model(x)) if softmax else model(x). One forward serves all
+    weight sets; rows are independent in an eval-mode model."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        outputs = model(x)
+        scores = torch.softmax(outputs, dim=1) if softmax else outputs
+        grads = []
+        for k, weights in enumerate(weight_sets):
+            chosen = (scores * weights.to(scores.device, scores.dtype)).sum()
+            grads.append(torch.autograd.grad(chosen, x, retain_graph=k + 1 < len(weight_sets))[0])
+    return outputs.detach(), grads

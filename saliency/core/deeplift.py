@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import SaliencyError
-from .common import row_chunks, rows_per_call
+from .common import published_groups, row_chunks, rows_per_call
 
 DEFAULT_MAX_ROWS = 32
 
@@ -50,18 +50,31 @@ def _rowwise_deeplift_class():
     return RowwiseSoftmaxDeepLift
 
 
-def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None) -> torch.Tensor:
+def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None, indices=None,
+             published: bool = False, group_size: int = 4) -> torch.Tensor:
     """DeepLift maps of p_target from a zero baseline, float32, shaped like `images`.
 
     model: probability model (for resnet50 and vgg16, the copies with functional ReLUs from
     resnet_mod / vgg16_mod, as in the reference). max_rows bounds how many images go through
     captum at once (each image also runs its baseline). captum failures become SaliencyError.
+
+    published=True runs captum's own DeepLift on each group of images at once, image i being in
+    group indices[i] // group_size (default indices 0..N-1; a call holds whole groups), so the
+    Softmax multipliers are centred over the group, as in the published batches of 4 (max_rows
+    is then unused).
     """
     x = images.detach().float()
     target = torch.as_tensor(target, device=x.device).long().view(-1)
-    explainer = _rowwise_deeplift_class()(model)
+    if published:
+        from captum.attr import DeepLift
+
+        explainer = DeepLift(model)
+        parts = [torch.tensor(rows, device=x.device) for _, rows in published_groups(indices, len(x), group_size)]
+    else:
+        explainer = _rowwise_deeplift_class()(model)
+        parts = row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS))
     maps = torch.empty_like(x)
-    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
+    for part in parts:
         inputs = x[part].clone().requires_grad_(True)
         try:
             with warnings.catch_warnings():

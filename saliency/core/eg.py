@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import SaliencyError
-from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
+from .common import (image_generator, image_indices, output_grads, published_groups, row_chunks, rows_per_call,
+                     weighted_output_grads)
 
 DEFAULT_MAX_ROWS = 64
 
@@ -28,12 +29,18 @@ def draw_eg_references(num_references: int, seed: int, indices):
 
 
 def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indices=None,
-       reference_images: torch.Tensor | None = None, max_rows: int | None = None) -> torch.Tensor:
+       reference_images: torch.Tensor | None = None, max_rows: int | None = None, published: bool = False,
+       group_size: int = 4) -> torch.Tensor:
     """EG maps of p_target, float32, shaped like `images`.
 
     model: probability model. reference_images: the whole evaluation set [M,3,H,W] (any device);
     without it the references come from the batch itself (then a map depends on its batch).
     The reference and alpha of image i come from image_generator(seed, indices[i]).
+
+    published=True reproduces the published gather bug (SPEC "As published"): image i is in group
+    indices[i] // group_size (a call holds whole groups); the group's first image explains the
+    sum of its own scores for classes 0..m-1 (m = the group's size; target is unused) and the
+    other images of the group get zero maps. References and alphas are drawn as by default.
     """
     x = images.detach().float()
     n = len(x)
@@ -45,8 +52,28 @@ def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indi
     refs = pool[positions.to(pool.device)].detach().to(x.device, torch.float32)
     alphas = alphas.to(x.device).view(-1, *[1] * (x.ndim - 1))
     delta = x - refs
+    if published:
+        return _published_maps(model, x, refs + alphas * delta, delta, published_groups(indices, n, group_size),
+                               rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS))
     maps = torch.empty_like(x)
     for part in row_chunks(n, rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
         _, (grad,) = output_grads(model, refs[part] + alphas[part] * delta[part], target[part])
         maps[part] = delta[part] * grad
+    return maps
+
+
+def _published_maps(model, x, points, delta, groups, max_rows):
+    """Zero maps except each group's first image: delta * d sum_{k<m} model(point)[k] / d point."""
+    firsts = torch.tensor([rows[0] for _, rows in groups], dtype=torch.long, device=x.device)
+    sizes = torch.tensor([len(rows) for _, rows in groups], device=x.device)
+    with torch.no_grad():
+        num_classes = model(points[:1]).shape[1]
+    if int(sizes.max()) > num_classes:
+        raise SaliencyError(f"published EG reads classes 0..{int(sizes.max()) - 1}; the model has {num_classes}")
+    weights = (torch.arange(num_classes, device=x.device) < sizes.view(-1, 1)).to(x.dtype)  # [groups, K]
+    maps = torch.zeros_like(x)
+    for part in row_chunks(len(firsts), max_rows):
+        rows = firsts[part]
+        _, (grad,) = weighted_output_grads(model, points[rows], weights[part], softmax=False)
+        maps[rows] = delta[rows] * grad
     return maps

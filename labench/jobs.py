@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils import UserError, atomic_path, save_npy
+from .errors import UserError
+from .files import atomic_path, save_npy
 
 
 class Distributed:
@@ -114,3 +115,17 @@ class ChunkStore:
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def finish(self, dist: Distributed, write):
+        """The epilogue of a chunked job: wait for every rank; on rank 0 check that every chunk is
+        on disk, join them, `write(array)` the output and remove the chunks. Returns what write
+        returned on rank 0, None on the other ranks."""
+        dist.barrier()
+        result = None
+        if dist.main:
+            if not self.complete():
+                raise UserError(f"some chunks in {self.folder} are missing (a rank failed?); rerun to finish them")
+            result = write(self.assemble())
+            self.remove()
+        dist.close()
+        return result

@@ -1,4 +1,4 @@
-"""Models (utils.load_model), class names, and generate_pt.py's sources."""
+"""Models (labench.models.load_model), class names, and the data sources behind generate_pt.py."""
 import json
 import urllib.error
 
@@ -7,10 +7,12 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-import generate_pt
-import utils
+from labench import data, models
+from saliency import probability_model
+from labench.data import build_dataset
 from conftest import ROOT
-from utils import UserError, load_model
+from labench.errors import UserError
+from labench.models import load_model
 
 SHARED_INDEX = ROOT.parent / "shared" / "imagenet-1000" / "imagenet_class_index.json"
 
@@ -22,17 +24,17 @@ def test_offline_model_loads_strictly_with_its_own_normalisation(lite0):
     assert type(net.conv_stem).__name__ == "Conv2dSame"  # TF "SAME" padding kept
     assert not lite0.training and not any(p.requires_grad for p in lite0.parameters())
     # every tensor of the packaged file landed in the network (strict load) with its values
-    state = torch.load(utils.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    state = torch.load(models.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
     assert torch.equal(net.classifier.weight, state["_fc.weight"])
     assert torch.equal(net.blocks[1][0].conv_pw.weight, state["_blocks.1._expand_conv.weight"])
     assert torch.equal(net.blocks[0][0].conv_dw.weight, state["_blocks.0._depthwise_conv.weight"])
 
 
-@pytest.mark.parametrize("name, mean", [("resnet50", utils.IMAGENET_MEAN), ("vgg16", utils.IMAGENET_MEAN),
-                                        ("resnet18", utils.IMAGENET_MEAN)])
+@pytest.mark.parametrize("name, mean", [("resnet50", models.IMAGENET_MEAN), ("vgg16", models.IMAGENET_MEAN),
+                                        ("resnet18", models.IMAGENET_MEAN)])
 def test_random_weights_build_the_architecture(name, mean):
     model = load_model(name, weights="random")
-    assert isinstance(model[0], utils.Normalize)
+    assert isinstance(model[0], models.Normalize)
     assert torch.allclose(model[0].mean.flatten(), torch.tensor(mean))
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
@@ -42,7 +44,7 @@ def test_paper_models_use_v1_weights():
     import torchvision
 
     for name in ["inception_v3", "resnet50", "vgg16", "maxvit_t"]:
-        assert name in utils.MODELS
+        assert name in models.MODELS
     weights = torchvision.models.get_model_weights("resnet50")
     assert weights["IMAGENET1K_V1"].url.endswith("resnet50-0676ba61.pth")
 
@@ -68,8 +70,8 @@ def test_unknown_model_and_weights():
 
 def test_class_index_is_rebuilt_from_installed_packages():
     committed = json.loads((ROOT / "imagenet_class_index.json").read_text())
-    assert committed == utils.build_class_index()
-    assert utils.class_names()[281] == "tabby"
+    assert committed == data.build_class_index()
+    assert data.class_names()[281] == "tabby"
 
 
 @pytest.mark.skipif(not SHARED_INDEX.exists(), reason="shared reference copy not present")
@@ -92,8 +94,7 @@ def test_imagefolder_is_sampled_reproducibly_with_wnid_labels(tmp_path):
     make_tree(tmp_path / "val", ["n01440764", "n01443537", "n02123045"])
     runs = []
     for name in ["a", "b"]:
-        generate_pt.main(["--imagefolder", str(tmp_path / "val"), "--n", "4", "--seed", "5",
-                          "--png_dir", str(tmp_path / name / "pngs"), "--out_dir", str(tmp_path / name / "data")])
+        build_dataset(tmp_path / name / "pngs", tmp_path / name / "data", imagefolder=tmp_path / "val", n=4, seed=5)
         runs.append((torch.load(tmp_path / name / "data" / "img_batch.pt"), torch.load(tmp_path / name / "data" / "label_batch.pt")))
     (images, labels), (images2, labels2) = runs
     assert images.shape == (4, 3, 224, 224) and torch.equal(images, images2) and torch.equal(labels, labels2)
@@ -106,8 +107,7 @@ def test_imagefolder_is_sampled_reproducibly_with_wnid_labels(tmp_path):
 
 def test_imagefolder_with_plain_folder_names_uses_sorted_positions(tmp_path):
     make_tree(tmp_path / "tree", ["dogs", "cats"], sizes=((240, 240),))
-    generate_pt.main(["--imagefolder", str(tmp_path / "tree"), "--n", "10", "--png_dir", str(tmp_path / "p"),
-                      "--out_dir", str(tmp_path / "d")])
+    build_dataset(tmp_path / "p", tmp_path / "d", imagefolder=tmp_path / "tree", n=10)
     labels = torch.load(tmp_path / "d" / "label_batch.pt")
     assert sorted(labels.tolist()) == [0, 1]
 
@@ -118,14 +118,14 @@ def test_png_folder_with_labels_in_the_parent(tmp_path):
     for i in range(3):
         Image.new("RGB", (224, 224), (10 * i, 0, 255)).save(pngs / f"{i}.png")
     torch.save(torch.tensor([7, 8, 9]), tmp_path / "label_batch.pt")
-    generate_pt.main(["--png_dir", str(pngs), "--out_dir", str(tmp_path / "data")])
+    build_dataset(pngs, tmp_path / "data")
     images = torch.load(tmp_path / "data" / "img_batch.pt")
     assert torch.load(tmp_path / "data" / "label_batch.pt").tolist() == [7, 8, 9]
     assert images[2, 0].mean().item() == pytest.approx(20 / 255) and images[2, 2].max().item() == 1.0
 
 
 def test_normalize_layer():
-    layer = utils.Normalize((0.5, 0.25, 0.0), (0.5, 0.5, 2.0))
+    layer = models.Normalize((0.5, 0.25, 0.0), (0.5, 0.5, 2.0))
     x = torch.ones(1, 3, 2, 2)
     assert torch.allclose(layer(x)[0, :, 0, 0], torch.tensor([1.0, 1.5, 0.5]))
-    assert isinstance(utils.probability_model(nn.Identity())[1], nn.Softmax)
+    assert isinstance(probability_model(nn.Identity())[1], nn.Softmax)

@@ -175,14 +175,14 @@ def markdown_rows(text, title):
 
 
 def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
-    import tables
+    from labench import tables
 
     df = tables.load_results(hand_csv)
     result, chosen = tables.main_tables(df)
     ins, dele = result["insertion"], result["deletion"]
     assert list(ins.index) == ["resnet50", "vgg16"]  # the paper's model order
     assert list(ins.columns) == ["la", "agi", "ig", "sm"]  # the paper's method order
-    # LA: the paper default where present, else the best insertion
+    # LA: the paper default where present, else the most work (identity.choose_setting, as the grid figure)
     assert chosen == {"resnet50": (20, 20, 20), "vgg16": (10, 10, 20)}
     assert ins.loc["resnet50", "la"] == 0.5 and dele.loc["resnet50", "la"] == 0.08
     assert ins.loc["vgg16", "la"] == 0.55 and dele.loc["vgg16", "la"] == 0.13
@@ -199,7 +199,7 @@ def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
 
 
 def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
-    import tables
+    from labench import tables
 
     text, written = tables.write_tables(hand_csv, tmp_path / "out")
     header, ins = markdown_rows(text, "**Insertion (higher is better)**")
@@ -223,7 +223,7 @@ def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
 
 
 def test_ties_are_all_bold_and_digits_round(tmp_path):
-    import tables
+    from labench import tables
 
     path = tmp_path / "r.csv"
     path.write_text("model,attr_method,spatial_range,max-iter,samples_number,insertion,deletion\n"
@@ -235,7 +235,7 @@ def test_ties_are_all_bold_and_digits_round(tmp_path):
 
 
 def test_la_grid_table_and_figure(hand_csv, tmp_path):
-    import tables
+    from labench import tables
 
     df = tables.load_results(hand_csv)
     grid = tables.la_grid(df, "resnet50", "insertion")
@@ -272,7 +272,7 @@ def test_tables_cli_prints_markdown_and_handles_bad_input(hand_csv, tmp_path):
 
 
 def test_load_results_keeps_the_last_duplicate(tmp_path):
-    import tables
+    from labench import tables
 
     path = tmp_path / "r.csv"
     path.write_text("model,attr_method,spatial_range,max-iter,samples_number,insertion,deletion\n"

@@ -1,6 +1,5 @@
 """The scripts end to end on the offline sample, and their answers to bad input."""
 import csv
-import importlib
 import os
 import subprocess
 import sys
@@ -9,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, make_images
+from conftest import ROOT, load_script, make_images
 from saliency.metric import auc
-from utils import run_cli
+from labench.errors import run_cli
 
 
 def run_script(script, *args, cwd):
@@ -23,7 +22,8 @@ def run_script(script, *args, cwd):
 def sample_data(tmp_path_factory):
     """The built-in offline photos cached by generate_pt.py, as a user's first step makes them."""
     work = tmp_path_factory.mktemp("work")
-    done = run_script("generate_pt.py", "--png_dir", work / "visualized_imgs", "--out_dir", work / "data", cwd=work)
+    done = run_script("generate_pt.py", "--sample", "--png_dir", work / "visualized_imgs", "--out_dir", work / "data",
+                      cwd=work)
     assert done.returncode == 0, done.stderr
     return work
 
@@ -88,7 +88,7 @@ def test_offline_model_agrees_with_most_sample_labels(sample_data, lite0):
 
 def call(module_name, argv, capsys):
     """Run a script's main in-process as the CLI would; (exit status, stderr)."""
-    module = importlib.import_module(module_name)
+    module = load_script(module_name)
     code = 0
     try:
         run_cli(lambda: module.main([str(a) for a in argv]))
@@ -205,7 +205,7 @@ def test_a_real_process_exits_non_zero_with_one_line(tmp_path):
 
 
 def test_speed_modes_keep_float32_outputs_and_exact_model_drops_autocast(lite0):
-    from utils import exact_model, with_speed_modes
+    from labench.models import exact_model, with_speed_modes
 
     x = make_images(2, size=64)
     with torch.no_grad():
@@ -248,7 +248,8 @@ def run_amp_pipeline(tmp_path, capsys):
 
 def assert_scored_in_bf16_for_the_fp32_class(scores, images):
     from saliency.core.common import predict
-    from utils import load_model, probability_model, with_speed_modes
+    from labench.models import load_model, with_speed_modes
+    from saliency import probability_model
 
     model = load_model("efficientnet_lite0")
     exact = predict(model, images)
@@ -262,7 +263,7 @@ def test_amp_keeps_fp32_maps_where_bf16_moves_aucs_and_scores_in_bf16(amp_data, 
     """la is not amp_maps (bf16 moves its AUCs beyond 0.005): --amp leaves its maps fp32 under
     the fp32 file name, and eval.py --amp scores them in bf16, for the fp32 argmax."""
     from saliency import saliency_zoo
-    from utils import load_model
+    from labench.models import load_model
 
     images, labels = amp_data
     assert not saliency_zoo.get_method("la").amp_maps
@@ -281,7 +282,7 @@ def test_amp_maps_explain_the_fp32_argmax(amp_data, tmp_path, capsys, monkeypatc
 
     from saliency import saliency_zoo
     from saliency.core.common import predict
-    from utils import load_model, with_speed_modes
+    from labench.models import load_model, with_speed_modes
 
     images, labels = amp_data
     monkeypatch.setitem(saliency_zoo.ZOO, "la", dataclasses.replace(saliency_zoo.ZOO["la"], amp_maps=True))

@@ -20,7 +20,8 @@ from saliency.core.fast_ig import fast_ig
 from saliency.core.ig import ig
 from saliency.core.sg import sg
 from saliency.core.sm import sm
-from utils import UserError, probability_model
+from labench.models import load_model
+from saliency import SaliencyError, probability_model
 
 TARGETS = torch.tensor([3, 7, 0, 9])
 
@@ -225,11 +226,11 @@ def test_resnet_mod_matches_torchvision_resnet50():
     functional.load_state_dict(net.state_dict(), strict=True)
     check_functional_copy(net, functional)
     check_functional_copy(net, resnet_mod.from_torchvision(net))
-    # DeepLift runs on the copy; on torchvision's (a reused nn.ReLU) it is a one-line UserError
+    # DeepLift runs on the copy; on torchvision's (a reused nn.ReLU) it is the library's one-line error
     model = probability_model(nn.Sequential(nn.Identity(), functional).eval())
     maps = deeplift(model, make_images(2, 32), torch.tensor([5, 6]))
     assert torch.isfinite(maps).all() and maps.abs().sum() > 0
-    with pytest.raises(UserError, match="DeepLift"):
+    with pytest.raises(SaliencyError, match="DeepLift"):
         deeplift(probability_model(torchvision.models.resnet18(weights=None).eval()), make_images(1, 32), torch.tensor([1]))
 
 
@@ -245,28 +246,32 @@ def test_vgg16_mod_matches_torchvision_vgg16():
     check_functional_copy(net, functional)
 
 
-def test_functional_models_keep_the_offline_download_error(monkeypatch):
+def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
     import torchvision.models._api as api
 
-    import resnet_mod
-    import vgg16_mod
+    from labench.cli import load_inputs
+    from labench.errors import UserError
 
     def offline(*args, **kwargs):
         raise OSError("no network")
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
-    for module, arch in ((resnet_mod, "resnet50"), (vgg16_mod, "vgg16")):
+    for arch in ("resnet50", "vgg16"):
+        args = argparse.Namespace(attr_method="deeplift", model=arch, weights="default", device="cpu",
+                                  data_dir=str(ROOT / "tests" / "no-data"), limit=1, amp=False, channels_last=False)
         with pytest.raises(UserError, match=f"could not load {arch} weights IMAGENET1K_V1.*download"):
-            module.load_model()
+            load_model(arch)
+        with pytest.raises(UserError):
+            load_inputs(args)
 
 
 def test_generate_attributions_uses_functional_resnet_for_deeplift(tmp_path):
-    from generate_attributions import load_inputs
+    from labench.cli import load_inputs
 
     torch.save(torch.rand(1, 3, 32, 32), tmp_path / "img_batch.pt")
     torch.save(torch.tensor([3]), tmp_path / "label_batch.pt")
     args = argparse.Namespace(attr_method="deeplift", model="resnet50", weights="random", device="cpu",
-                              data_dir=str(tmp_path), limit=1)
+                              data_dir=str(tmp_path), limit=1, amp=False, channels_last=False)
     _, _, model, _ = load_inputs(args)
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
     args.attr_method = "sm"

@@ -11,7 +11,7 @@ from captum.attr import IntegratedGradients
 from conftest import make_images, make_tiny_cnn
 from saliency.core.big import EPSILONS, big, boundary_points, integrated_gradients
 from saliency.core.guided_ig import guided_ig
-from utils import probability_model
+from saliency import probability_model
 
 
 def prob_cnn(seed=0, dtype=torch.float32):

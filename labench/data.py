@@ -1,0 +1,234 @@
+"""The evaluation set on disk: data/img_batch.pt and data/label_batch.pt, the sources they are
+built from (numbered PNGs, an ImageNet-style class-folder tree, the offline sample photos), and
+ImageNet class names."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import UserError
+from .files import atomic_path, save_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASS_INDEX_PATH = ROOT / "imagenet_class_index.json"
+
+
+# ---------------------------------------------------------------- the cached set
+
+
+def load_dataset(data_dir="data"):
+    """Images float32 [N,3,H,W] in [0,1] and labels int64 [N] from data_dir, checked."""
+    data_dir = Path(data_dir)
+    images = _load_pt(data_dir / "img_batch.pt", "images")
+    labels = _load_pt(data_dir / "label_batch.pt", "labels")
+    check_images(images)
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype not in (torch.int64, torch.int32):
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise UserError(f"labels in {data_dir / 'label_batch.pt'} must be a 1-D integer tensor, got "
+                        f"{getattr(labels, 'dtype', '')} {shape}")
+    if len(labels) != len(images):
+        raise UserError(f"{len(images)} images but {len(labels)} labels in {data_dir}; rerun generate_pt.py")
+    return images.float(), labels.long()
+
+
+def check_images(images):
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise UserError(f"images must be a float tensor [N,3,H,W] in [0,1], got {shape}; rerun generate_pt.py")
+    if not images.is_floating_point() or images.min() < 0 or images.max() > 1:
+        raise UserError("images must be floats in [0,1]; rerun generate_pt.py")
+
+
+def _load_pt(path, what):
+    if not path.is_file():
+        raise UserError(f"{what} file {path} does not exist; run generate_pt.py first (or pass --data_dir)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"{what} file {path} is corrupt ({type(err).__name__}); rerun generate_pt.py") from None
+
+
+def class_names():
+    """{index: human-readable name} from imagenet_class_index.json."""
+    with open(CLASS_INDEX_PATH) as f:
+        index = json.load(f)
+    return {int(k): v[1] for k, v in index.items()}
+
+
+def build_class_index():
+    """{"0": [wnid, name], ...} for the 1000 ImageNet-1k classes, from installed packages.
+
+    Sources: the WordNet ids in timm's `data/_info/imagenet_synsets.txt` (the standard class
+    order) and the class names in torchvision's ImageNet weights metadata, spaces made
+    underscores (the Keras `imagenet_class_index.json` style).
+    """
+    import timm
+    import torchvision
+
+    synsets = Path(timm.__file__).parent / "data" / "_info" / "imagenet_synsets.txt"
+    wnids = synsets.read_text().split()
+    names = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+    if len(wnids) != 1000 or len(names) != 1000:
+        raise RuntimeError("expected 1000 ImageNet classes in timm's synsets and torchvision's categories")
+    return {str(i): [wnid, name.replace(" ", "_")] for i, (wnid, name) in enumerate(zip(wnids, names))}
+
+
+def write_class_index(path=CLASS_INDEX_PATH):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(build_class_index()))
+    return path
+
+
+# ---------------------------------------------------------------- sources
+
+
+IMAGE_SIZE = 224
+RESIZE = 256
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def _skimage_file(name):
+    from skimage import data
+
+    return Image.open(os.path.join(data.data_dir, name))
+
+
+def _matplotlib_file(name):
+    from matplotlib import cbook
+
+    return Image.open(cbook.get_sample_data(name, asfileobj=False))
+
+
+# name -> (loader, ImageNet label, why that label)
+SAMPLE_PHOTOS = {
+    "coffee": (lambda: _skimage_file("coffee.png"), 967, "espresso: a cup of coffee on a saucer"),
+    "camera": (lambda: _skimage_file("camera.png"), 872, "tripod: the cameraman's camera stands on one"),
+    "rocket": (lambda: _skimage_file("rocket.jpg"), 657, "missile: ImageNet's class for a launch rocket"),
+    "motorcycle_left": (lambda: _skimage_file("motorcycle_left.png"), 665, "moped: ImageNet's closest class to a motorcycle"),
+    "chelsea": (lambda: _skimage_file("chelsea.png"), 281, "tabby: Chelsea the cat"),
+    "grace_hopper": (lambda: _matplotlib_file("grace_hopper.jpg"), 652, "military_uniform: Grace Hopper in US Navy uniform"),
+}
+
+
+def resize_center_crop(image: Image.Image) -> Image.Image:
+    """Shorter side to 256 (bilinear), then the central 224x224, as torchvision's eval transform."""
+    import torchvision.transforms.functional as TF
+
+    image = TF.resize(image.convert("RGB"), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(image, IMAGE_SIZE)
+
+
+def write_pngs(images, labels, png_dir: Path):
+    """Numbered PNGs and label_batch.pt into png_dir (replacing what was there)."""
+    png_dir.mkdir(parents=True, exist_ok=True)
+    for old in png_dir.glob("*.png"):
+        if old.stem.isdigit():
+            old.unlink()
+    for i, image in enumerate(images):
+        image.save(png_dir / f"{i}.png")
+    save_tensor(torch.tensor(labels, dtype=torch.int64), png_dir / "label_batch.pt")
+
+
+def sample_source(png_dir: Path):
+    images, labels = [], []
+    for name, (load, label, _) in SAMPLE_PHOTOS.items():
+        try:
+            images.append(resize_center_crop(load()))
+        except (ImportError, FileNotFoundError) as err:
+            raise UserError(f"sample photo {name!r} unavailable ({err}); pip install scikit-image matplotlib") from None
+        labels.append(label)
+    write_pngs(images, labels, png_dir)
+
+
+def _folder_labels(class_dirs):
+    """Label of each class folder: its wnid's ImageNet index, its integer name, or its sorted position."""
+    names = [d.name for d in class_dirs]
+    with open(CLASS_INDEX_PATH) as f:
+        wnid_to_index = {wnid: int(i) for i, (wnid, _) in json.load(f).items()}
+    if all(n in wnid_to_index for n in names):
+        return [wnid_to_index[n] for n in names]
+    if all(n.isdigit() for n in names):
+        return [int(n) for n in names]
+    return list(range(len(names)))
+
+
+def imagefolder_source(root: Path, n: int, seed: int, png_dir: Path):
+    if not root.is_dir():
+        raise UserError(f"--imagefolder {root} is not a folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    if not class_dirs:
+        raise UserError(f"--imagefolder {root} has no class folders (expected ROOT/<class>/<image>)")
+    files = [(f, label) for d, label in zip(class_dirs, _folder_labels(class_dirs))
+             for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise UserError(f"--imagefolder {root} has no images in its class folders")
+    pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[: min(n, len(files))]
+    chosen = [files[i] for i in pick.tolist()]
+    images = []
+    for path, _ in chosen:
+        try:
+            images.append(resize_center_crop(Image.open(path)))
+        except Exception as err:
+            raise UserError(f"cannot read image {path} ({type(err).__name__}); remove it or fix it") from None
+    write_pngs(images, [label for _, label in chosen], png_dir)
+
+
+def numbered_pngs(png_dir: Path):
+    files = [p for p in png_dir.glob("*.png") if re.fullmatch(r"\d+", p.stem)]
+    return sorted(files, key=lambda p: int(p.stem))
+
+
+def find_labels(png_dir: Path, labels_path):
+    candidates = [Path(labels_path)] if labels_path else [png_dir / "label_batch.pt", png_dir.parent / "label_batch.pt"]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return torch.as_tensor(torch.load(path, map_location="cpu", weights_only=True)).long().view(-1)
+            except Exception as err:
+                raise UserError(f"label file {path} is corrupt ({type(err).__name__}); recreate it") from None
+    raise UserError(f"no label file found (looked for {', '.join(map(str, candidates))}); pass --labels PATH")
+
+
+def load_pngs(png_dir: Path, labels_path=None):
+    files = numbered_pngs(png_dir)
+    numbers = [int(p.stem) for p in files]
+    if numbers != list(range(len(files))):
+        raise UserError(f"PNGs in {png_dir} must be numbered 0.png..{len(files) - 1}.png without gaps")
+    labels = find_labels(png_dir, labels_path)
+    if len(labels) != len(files):
+        raise UserError(f"{len(files)} images in {png_dir} but {len(labels)} labels; give one label per image")
+    tensors = []
+    for path in files:
+        try:
+            image = Image.open(path).convert("RGB")
+        except Exception as err:
+            raise UserError(f"cannot read {path} ({type(err).__name__}); replace or remove it") from None
+        if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+            image = resize_center_crop(image)
+        tensors.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+    images = torch.stack(tensors).float() / 255
+    return images, labels
+
+
+def build_dataset(png_dir, out_dir="data", labels=None, imagefolder=None, n=1000, seed=0, sample=False):
+    """Write out_dir/img_batch.pt and label_batch.pt from the chosen source; returns (images, labels).
+
+    imagefolder: sample n images from a class-folder tree into png_dir first; sample: the offline
+    photos into png_dir; else the numbered PNGs in png_dir (the offline photos when it has none).
+    """
+    png_dir = Path(png_dir)
+    if imagefolder:
+        imagefolder_source(Path(imagefolder), n, seed, png_dir)
+    elif sample or not numbered_pngs(png_dir):
+        sample_source(png_dir)
+    images, label_tensor = load_pngs(png_dir, labels)
+    out = Path(out_dir)
+    save_tensor(images, out / "img_batch.pt")
+    save_tensor(label_tensor, out / "label_batch.pt")
+    return images, label_tensor

@@ -1,0 +1,91 @@
+"""Files that are never half-written: atomic writes, checked reads, the locked results.csv."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_tensor(tensor, path):
+    with atomic_path(path) as tmp:
+        torch.save(tensor, tmp)
+
+
+def save_npy(array, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def save_npz(arrays: dict, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def load_npy(path, what="file", mmap=False):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; run generate_attributions.py first")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except Exception as err:  # truncated or not an npy file
+        raise UserError(f"{what} {path} is corrupt ({type(err).__name__}); delete it and rerun") from None
+
+
+def load_npz(path, what="scores file"):
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except Exception:
+        raise UserError(f"{what} {path} is corrupt; delete it and rerun eval.py") from None
+
+
+CSV_COLUMNS = ["model", "attr_method", "spatial_range", "max-iter", "samples_number", "insertion", "deletion"]
+CSV_KEY = CSV_COLUMNS[:5]
+
+
+def upsert_csv_row(csv_path, row: dict):
+    """Write `row` into results.csv, replacing a row with the same (model, method, parameters).
+
+    The file is rewritten under an exclusive lock and renamed into place, so concurrent
+    writers lose nothing and a reader never sees half a file.
+    """
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    row = {k: str(row[k]) for k in CSV_COLUMNS}
+    with open(csv_path.with_name(csv_path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = []
+        if csv_path.exists():
+            with open(csv_path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if [r.get(k) for k in CSV_KEY] != [row[k] for k in CSV_KEY]]
+        rows.append(row)
+        with atomic_path(csv_path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)

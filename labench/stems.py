@@ -1,0 +1,34 @@
+"""`python -m labench.stems`: for each line of eval.py arguments on stdin, print
+`<scores stem> <maps stem>`: exactly the files eval.py would write and read. para_explore.sh
+names its cells and logs by them and decides through them that a cell is done. A line that
+names no output (an unknown method) prints `? ?` and its error on stderr: the grid runs that
+cell, which then fails in its own log."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+from saliency import SaliencyError
+
+from .cli import eval_parser, output_id
+from .errors import UserError
+
+
+def main():
+    parser = eval_parser()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        args, _ = parser.parse_known_args(shlex.split(line))
+        try:
+            out = output_id(args)
+        except (UserError, SaliencyError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            print("? ?", flush=True)
+            continue
+        print(out.stem, out.maps().stem, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
