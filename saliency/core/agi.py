@@ -17,7 +17,7 @@ import random
 import torch
 
 from ..errors import SaliencyError
-from .common import (avoid_predicted, checked_classes, output_grads, per_image_plan, predict, published_groups,
+from .common import (active_steps, avoid_predicted, checked_classes, output_grads, per_image_plan, predict, published_groups,
                      row_chunks, rows_per_call, softmax_of, weighted_output_grads)
 
 PUBLISHED_SEED = 3407
@@ -98,10 +98,7 @@ def _integrate(model, x, predicted, classes, num_classes, step_size, max_iter):
     state = origin.clone()
     total = torch.zeros_like(origin)
     active = torch.ones(len(origin), dtype=torch.bool, device=x.device)
-    for _ in range(max_iter):
-        rows = active.nonzero().view(-1)
-        if rows.numel() == 0:
-            break
+    for _, rows in active_steps(active, max_iter):
         scores, (g_l, g_c) = output_grads(score, state[rows], l_rows[rows], c_rows[rows])
         keep = scores.argmax(1) != l_rows[rows]  # reached l at x_t: stop before stepping
         active[rows[~keep]] = False

@@ -45,6 +45,25 @@ def output_grads(score_fn, x: torch.Tensor, *class_sets: torch.Tensor):
     return scores.detach(), grads
 
 
+def input_gradients(score_fn, images: torch.Tensor, target, max_rows: int) -> torch.Tensor:
+    """d score_fn(x)[i, target_i] / dx_i for every image, float32, max_rows images per model call."""
+    x = images.detach().float()
+    target = torch.as_tensor(target, device=x.device).long().view(-1)
+    grads = torch.empty_like(x)
+    for part in row_chunks(len(x), max_rows):
+        _, (grads[part],) = output_grads(score_fn, x[part], target[part])
+    return grads
+
+
+def active_steps(active: torch.Tensor, max_iter: int):
+    """(t, rows still active) for t < max_iter, until no row is active; the caller clears `active`."""
+    for t in range(int(max_iter)):
+        rows = active.nonzero().view(-1)
+        if rows.numel() == 0:
+            return
+        yield t, rows
+
+
 def softmax_of(model):
     """x -> softmax(model(x)) for methods given the logit model."""
     return lambda x: torch.softmax(model(x), dim=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks, rows_per_call
+from .common import input_gradients, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -20,15 +20,9 @@ def fast_ig(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int 
 
     model: probability model. max_rows bounds how many images go through the model at once.
     """
-    x = images.detach().float()
-    target = torch.as_tensor(target, device=x.device).long().view(-1)
-    maps = torch.empty_like(x)
-
     def log_softmax_of_probabilities(inputs):
         return torch.log_softmax(model(inputs), dim=1)
 
-    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
-        # CE = -log_softmax(p)[target], so its gradient is minus that of the chosen score
-        _, (grad,) = output_grads(log_softmax_of_probabilities, x[part], target[part])
-        maps[part] = -grad * x[part]
-    return maps
+    # CE = -log_softmax(p)[target], so its gradient is minus that of the chosen score
+    rows = rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)
+    return -input_gradients(log_softmax_of_probabilities, images, target, rows) * images.detach().float()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import SaliencyError
-from .common import output_grads, row_chunks, rows_per_call, softmax_of
+from .common import active_steps, output_grads, row_chunks, rows_per_call, softmax_of
 
 DEFAULT_MAX_ROWS = 64
 
@@ -59,10 +59,7 @@ def _descend(model, x, target, epsilon, alpha, max_iter):
     state = x.clone()
     total = torch.zeros_like(x)
     active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for t in range(max_iter):
-        rows = active.nonzero().view(-1)
-        if rows.numel() == 0:
-            break
+    for t, rows in active_steps(active, max_iter):
         scores, (grad,) = output_grads(score, state[rows], target[rows])
         if t > 0:  # the published early-stop test on x_t, the state reached by step t-1
             keep = scores.argmax(1) == target[rows]

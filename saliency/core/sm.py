@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import output_grads, row_chunks, rows_per_call
+from .common import input_gradients, rows_per_call
 
 DEFAULT_MAX_ROWS = 64
 
@@ -20,10 +20,4 @@ def sm(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | Non
 
     model: probability model. max_rows bounds how many images go through the model at once.
     """
-    x = images.detach().float()
-    target = torch.as_tensor(target, device=x.device).long().view(-1)
-    maps = torch.empty_like(x)
-    for part in row_chunks(len(x), rows_per_call(max_rows, x.device, DEFAULT_MAX_ROWS)):
-        _, (grad,) = output_grads(model, x[part], target[part])
-        maps[part] = grad.abs()
-    return maps
+    return input_gradients(model, images, target, rows_per_call(max_rows, images.device, DEFAULT_MAX_ROWS)).abs()
