@@ -8,8 +8,8 @@ steps 0..n_steps; a method's score is the AUC of the curve averaged over images.
 
 Options (SPEC "Metric variants" and "As published"; the defaults are the paper's protocol):
 
-- substrate: "black" (zeros) | "blur" (each channel convolved with an 11x11 Gaussian of sigma 5,
-  normalised to sum 1, zero padding: the RISE evaluation's insertion substrate) | "mean" (each
+- substrate: "black" (zeros) | "blur" (each channel convolved with the RISE evaluation's 11x11
+  Gaussian kernel of sigma 5, see gaussian_kernel, zero padding: RISE's insertion substrate) | "mean" (each
   channel's mean over the image). Both games move values between the image and the substrate;
   a perturbed image is `image * keep + substrate * (1 - keep)`.
 - order: "channel" (every value of the C x H x W map ranked) | "pixel" (the H x W pixels ranked
@@ -91,10 +91,19 @@ def perturbation_ranks(maps: torch.Tensor, order: str = "channel", ties: str = "
 
 
 def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
-    """[size, size] float32 samples of exp(-(dy^2 + dx^2) / (2 sigma^2)) about the centre, summing to 1."""
-    d = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * sigma**2))
-    return (g / g.sum()).float()
+    """[size, size] float32: the RISE evaluation's kernel, a unit impulse at the centre of a
+    size x size grid smoothed by a Gaussian filter of `sigma` (radius 4 sigma, reflecting at the
+    grid's edges, as scipy.ndimage.gaussian_filter does). The reflected tails make it flatter
+    than sampled Gaussian values (peak 0.0088 instead of 0.0120 at 11 x 11, sigma 5); it sums to 1."""
+    radius = int(4 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1)
+    weights = torch.exp(-0.5 * offsets.double() ** 2 / sigma**2)
+    weights /= weights.sum()
+    period = torch.arange(size)[:, None] + offsets[None, :]  # [size, taps] indices before reflection
+    period = period % (2 * size)
+    reflected = torch.where(period < size, period, 2 * size - 1 - period)
+    profile = (weights[None, :] * (reflected == size // 2)).sum(dim=1)  # 1-D filter of the impulse
+    return torch.outer(profile, profile).float()
 
 
 def substrate_of(images: torch.Tensor, substrate: str) -> torch.Tensor:

@@ -16,9 +16,12 @@ N_STEPS = 20  # 768 values -> 39 a step, 256 pixels -> 13 a step: both use the c
 
 
 def oracle_kernel():
-    d = np.arange(11) - 5.0
-    k = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * 5.0**2))
-    return k / k.sum()
+    """RISE's gkern(11, 5): a centred impulse through scipy.ndimage.gaussian_filter (sigma 5)."""
+    import scipy.ndimage
+
+    impulse = np.zeros((11, 11))
+    impulse[5, 5] = 1
+    return scipy.ndimage.gaussian_filter(impulse, 5)
 
 
 def oracle_substrate(img, substrate):
@@ -127,8 +130,8 @@ def test_blur_kernel_and_substrate_against_scipy_and_explicit_convolution():
     kernel = gaussian_kernel().double().numpy()
     assert kernel.shape == (11, 11) and kernel.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(kernel, oracle_kernel(), rtol=1e-6)
-    window = scipy.signal.windows.gaussian(11, std=5)
-    np.testing.assert_allclose(kernel, np.outer(window, window) / np.outer(window, window).sum(), rtol=1e-6)
+    window = scipy.signal.windows.gaussian(11, std=5)  # sampled values: flatter after RISE's reflection
+    assert kernel.max() < (np.outer(window, window) / np.outer(window, window).sum()).max() - 0.002
     images = make_images(2, size=16)
     blurred = substrate_of(images, "blur").numpy()
     padded = np.pad(images.numpy().astype(np.float64), ((0, 0), (0, 0), (5, 5), (5, 5)))  # zero padding
