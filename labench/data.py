@@ -17,6 +17,7 @@ from .files import atomic_path, save_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_INDEX_PATH = ROOT / "imagenet_class_index.json"
+NUM_CLASSES = 1000  # every model here is an ImageNet-1k classifier
 
 
 # ---------------------------------------------------------------- the cached set
@@ -34,6 +35,9 @@ def load_dataset(data_dir="data"):
                         f"{getattr(labels, 'dtype', '')} {shape}")
     if len(labels) != len(images):
         raise UserError(f"{len(images)} images but {len(labels)} labels in {data_dir}; rerun generate_pt.py")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise UserError(f"labels in {data_dir / 'label_batch.pt'} must lie in 0..{NUM_CLASSES - 1} (ImageNet classes), "
+                        f"got {int(labels.min())}..{int(labels.max())}; rerun generate_pt.py")
     return images.float(), labels.long()
 
 
@@ -41,7 +45,11 @@ def check_images(images):
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise UserError(f"images must be a float tensor [N,3,H,W] in [0,1], got {shape}; rerun generate_pt.py")
-    if not images.is_floating_point() or images.min() < 0 or images.max() > 1:
+    if not images.is_floating_point():
+        raise UserError(f"images must be floats in [0,1], got {images.dtype}; rerun generate_pt.py")
+    if not torch.isfinite(images).all():
+        raise UserError("the images hold NaN or infinite values (a corrupt cache?); rerun generate_pt.py")
+    if images.min() < 0 or images.max() > 1:
         raise UserError("images must be floats in [0,1]; rerun generate_pt.py")
 
 

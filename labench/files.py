@@ -68,6 +68,26 @@ CSV_COLUMNS = ["model", "attr_method", "spatial_range", "max-iter", "samples_num
 CSV_KEY = CSV_COLUMNS[:5]
 
 
+def read_results(csv_path) -> list[dict]:
+    """The rows of a results.csv this project wrote; a foreign or damaged file is reported, never
+    silently rewritten."""
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        return []
+    text = csv_path.read_text()
+    if not text:
+        return []
+    lines = text.splitlines()
+    if lines[0].split(",") != CSV_COLUMNS:
+        raise UserError(f"{csv_path} is not a results table of this project (its header is {lines[0][:80]!r}); "
+                        "move it away or pass another --csv_path")
+    rows = list(csv.DictReader(lines))
+    if not text.endswith("\n") or any(None in r.values() or None in r for r in rows):
+        raise UserError(f"{csv_path} is damaged (a truncated or malformed row); repair or remove that row, or move "
+                        "the file away")
+    return rows
+
+
 def upsert_csv_row(csv_path, row: dict):
     """Write `row` into results.csv, replacing a row with the same (model, method, parameters).
 
@@ -79,10 +99,7 @@ def upsert_csv_row(csv_path, row: dict):
     row = {k: str(row[k]) for k in CSV_COLUMNS}
     with open(csv_path.with_name(csv_path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = []
-        if csv_path.exists():
-            with open(csv_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if [r.get(k) for k in CSV_KEY] != [row[k] for k in CSV_KEY]]
+        rows = [r for r in read_results(csv_path) if [r.get(k) for k in CSV_KEY] != [row[k] for k in CSV_KEY]]
         rows.append(row)
         with atomic_path(csv_path) as tmp:
             with open(tmp, "w", newline="") as f:

@@ -66,16 +66,24 @@ class ChunkStore:
         return self.folder / f"{start:08d}-{stop:08d}.npy"
 
     def open(self):
-        """Create the parts folder, or check that the one on disk was made with the same settings."""
+        """Create the parts folder, or check that the one on disk was made with the same settings.
+        A folder whose manifest is unreadable (a damaged disk, a hand edit) cannot be trusted:
+        it is removed and the work starts over."""
         manifest = self.folder / "settings.json"
         if manifest.exists():
             try:
                 on_disk = json.loads(manifest.read_text())
             except ValueError:
+                shutil.rmtree(self.folder)
                 on_disk = None
-            if on_disk != self.settings:
-                raise UserError(f"{self.folder} holds partial results made with other settings; delete it to start over")
-            return
+            if on_disk is not None and on_disk != self.settings:
+                differ = sorted(k for k in set(on_disk) | set(self.settings) if on_disk.get(k) != self.settings.get(k))
+                raise UserError(
+                    f"{self.folder} holds partial results made with other settings ({', '.join(differ)}: "
+                    f"{', '.join(f'{k}={on_disk.get(k)!r}' for k in differ)}); rerun with those settings to finish "
+                    f"them, or delete the folder (rm -r '{self.folder}') to start over with these")
+            if on_disk is not None:
+                return
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(manifest) as tmp:
             tmp.write_text(json.dumps(self.settings, sort_keys=True))
@@ -92,9 +100,22 @@ class ChunkStore:
         return todo
 
     def pending(self, rank=0, world=1):
-        """This rank's chunks that are not on disk yet."""
+        """This rank's chunks that are not on disk yet, or are damaged there (removed, to be
+        recomputed: never loaded)."""
         mine = self.ranges()[rank::world]
-        return [(a, b) for a, b in mine if not self._path(a, b).exists()]
+        return [(a, b) for a, b in mine if not self._intact(a, b)]
+
+    def _intact(self, start, stop):
+        path = self._path(start, stop)
+        if not path.exists():
+            return False
+        try:
+            ok = len(np.load(path, mmap_mode="r")) == stop - start
+        except Exception:
+            ok = False
+        if not ok:
+            path.unlink()
+        return ok
 
     def save(self, start, stop, array):
         save_npy(np.ascontiguousarray(array), self._path(start, stop))
