@@ -45,7 +45,7 @@ class-index: setup
 	$(BIN)/python utils.py class-index
 
 clean:
-	rm -rf attributions scores figures results.csv results.csv.lock data/*.pt
+	rm -rf attributions scores figures report results.csv results.csv.lock data/*.pt
 
 # A narrowed grid that runs on a CPU: the offline efficientnet_lite0 and resnet50 with random
 # weights (no download; its files and rows say resnet50-random), methods sm, ig and LA at two
@@ -60,4 +60,21 @@ grid-demo: setup
 	bash para_explore.sh --python $(BIN)/python --models "efficientnet_lite0 resnet50:random" \
 		--methods "sm ig la" --spatial_ranges 20 --max_iters "5 10" --sampling_times 5 --limit 4 \
 		$(GRID_DEMO_OUT); status=$$?; \
-	$(BIN)/python tables.py --csv scores/grid-demo/results.csv --out figures/grid-demo && exit $$status
+	$(BIN)/python tables.py --csv scores/grid-demo/results.csv --scores_prefix scores/grid-demo \
+		--out figures/grid-demo && exit $$status
+
+# The whole benchmark for one model: all twelve methods on the first IMAGES evaluation images,
+# the paper's metric and its variants (blur, mean, pixel) on the first VARIANT_IMAGES, tables with
+# intervals, significance and robustness, and OUT/README.md saying what was run. Resumable.
+MODEL ?= efficientnet_lite0
+IMAGES ?= 64
+VARIANT_IMAGES ?= $(IMAGES)
+OUT ?= report
+DATA ?= data
+DEVICE ?= auto
+
+.PHONY: report
+report: setup
+	test -f $(DATA)/img_batch.pt || $(BIN)/python generate_pt.py --out_dir $(DATA)
+	$(BIN)/python report.py --model $(MODEL) --images $(IMAGES) --variant_images $(VARIANT_IMAGES) \
+		--data_dir $(DATA) --device $(DEVICE) --out $(OUT)

@@ -35,6 +35,10 @@ Passed to both scripts:
   --weights W            default | a torchvision weights name | random (file names and CSV
                          rows then carry the model as MODEL-W, e.g. resnet50-random)
   --device D             cpu, cuda, cuda:N or auto (scripts' default: auto)
+  --published            what the published scripts computed (SPEC "As published"): la, agi,
+                         deeplift and eg couple the images of each group, the metric orders ties
+                         as NumPy did; outputs are tagged MODEL-published (to check the paper's
+                         table; the default is the fair comparison of methods)
 
 Outputs:
   --attr_prefix DIR      attribution maps (default: attributions)
@@ -59,6 +63,7 @@ Examples:
   $SELF                                                   # the full published grid
   $SELF --models resnet50 --methods "sm ig la" --spatial_ranges 20 --limit 100
   $SELF --dry-run --models vgg16 --methods la
+  $SELF --published --models resnet50                     # the paper's computation, tagged -published
   $SELF --launcher "torchrun --nproc_per_node=4"          # every step on 4 GPUs
 EOF
 }
@@ -95,6 +100,7 @@ LAUNCHER=""
 GEN_ARGS=()
 EVAL_ARGS=()
 DRY_RUN=0
+PUBLISHED=0
 
 while (($#)); do
     opt="$1"
@@ -112,6 +118,7 @@ while (($#)); do
     case "$opt" in
         -h | --help) usage; exit 0 ;;
         --dry_run) DRY_RUN=1; shift; continue ;;
+        --published) PUBLISHED=1; shift; continue ;;
         --models | --model | --methods | --method | --attr_method | --spatial_ranges | --spatial_range | \
             --max_iters | --max_iter | --sampling_times | --sampling_time | --samples_number | --data_dir | \
             --limit | --weights | --device | --attr_prefix | --scores_prefix | --prefix | --csv_path | --csv | \
@@ -212,6 +219,7 @@ build_cell() {  # sets LABEL, GEN_CMD, EVAL_CMD, REFRESH_CMD, EVAL_LINE for cell
     [[ -n "$DATA_DIR" ]] && common+=(--data_dir "$DATA_DIR")
     [[ -n "$LIMIT" ]] && common+=(--limit "$LIMIT")
     [[ -n "$DEVICE" ]] && common+=(--device "$DEVICE")
+    ((PUBLISHED)) && common+=(--published)
     GEN_CMD=("${RUNNER[@]}" "$ROOT/generate_attributions.py" "${common[@]}" --prefix "$ATTR_PREFIX"
              ${GEN_ARGS[@]+"${GEN_ARGS[@]}"})
     local eval_args=("${common[@]}" --attr_prefix "$ATTR_PREFIX" --prefix "$SCORES_PREFIX"
@@ -274,7 +282,7 @@ if ((DRY_RUN)); then
             echo "# [$i/$N] $LABEL: done ($SCORES_PREFIX/${STEM}_scores.npz exists), skipped; its row is refreshed:"
             quoted "${REFRESH_CMD[@]}"
         else
-            echo "# [$i/$N] $LABEL"
+            echo "# [$i/$N] $LABEL -> $SCORES_PREFIX/${STEM}_scores.npz"
             quoted "${GEN_CMD[@]}"
             quoted "${EVAL_CMD[@]}"
         fi

@@ -13,14 +13,23 @@ LA grid: for each model, Insertion and Deletion against spatial_range x max_iter
 sampling_times (columns), and a figure with one panel per spatial_range (AUC against max_iter, a
 line per sampling_times; insertion on top, deletion below).
 
+Statistics (from the per-image AUCs in --scores_prefix's scores files; labench.significance):
+every cell's mean with a BCa bootstrap 95% interval, LA against each method (paired bootstrap
+interval, Wilcoxon p, Holm-corrected per table), LA's relative-improvement headline, and where
+metric variants were scored, the methods' ranks under each with Kendall's tau against the paper's.
+
 Files written under --out: tables.md (everything printed), insertion.md, deletion.md,
-insertion.tex, deletion.tex, la_grid.md, la_grid_<model>.png.
+insertion.tex, deletion.tex, la_grid.md, la_grid_<model>.png; statistics.md, statistics.tex,
+statistics.csv, robustness.md, robustness_<model>.png.
 """
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from labench.errors import UserError, run_cli
+from labench.significance import write_statistics
 from labench.tables import parse_la_choice, write_tables
 
 
@@ -33,12 +42,25 @@ def main(argv=None):
     parser.add_argument("--digits", type=int, default=4, help="decimal places")
     parser.add_argument("--all_methods", "--all-methods", action="store_true",
                         help="a column for each of the twelve methods even when it has no row")
-    parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the LA grid figures")
+    parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the figures")
+    parser.add_argument("--scores_prefix", default="scores",
+                        help="folder of eval.py's scores files: their per-image AUCs give the statistics")
+    parser.add_argument("--no_stats", "--no-stats", action="store_true", help="skip the statistics")
     args = parser.parse_args(argv)
     if args.digits < 0:
         raise UserError("--digits must be 0 or more")
-    text, written = write_tables(args.csv, args.out, parse_la_choice(args.la), args.digits, args.all_methods,
-                                 not args.no_plot)
+    la = parse_la_choice(args.la)
+    text, written = write_tables(args.csv, args.out, la, args.digits, args.all_methods, not args.no_plot)
+    if not args.no_stats:
+        stats_text, stats_written = write_statistics(args.csv, args.scores_prefix, args.out, la,
+                                                     max(args.digits - 1, 0), not args.no_plot)
+        if stats_text:
+            text += "\n\n" + stats_text
+            (Path(args.out) / "tables.md").write_text(text + "\n")
+            written += stats_written
+        else:
+            print(f"note: no scores files under {args.scores_prefix}/ for these rows: tables without intervals "
+                  "(--scores_prefix names eval.py's --prefix)", file=sys.stderr)
     print(text)
     print("\nwrote " + ", ".join(str(p) for p in written))
 

@@ -1,5 +1,9 @@
 """The attribution job behind generate_attributions.py: one method's maps for the cached
-evaluation set, in resumable chunks, split across torchrun ranks."""
+evaluation set, in resumable chunks, split across torchrun ranks.
+
+Under --published a method's images are coupled in groups of G consecutive global indices; the
+batch size is then a multiple of G, so chunks (whole batches) and the chunks each rank takes hold
+whole groups, and the maps do not depend on --batch_size, resume or sharding."""
 from __future__ import annotations
 
 import sys
@@ -12,12 +16,13 @@ from tqdm import tqdm
 from saliency import attribute
 from saliency.core.common import predict
 
-from .cli import bf16_maps, default_batch_size, load_inputs, method_of, method_params, output_id
+from .cli import (bf16_maps, default_batch_size, load_inputs, method_of, method_params, output_id, published_batch_size,
+                  published_group)
 from .errors import UserError
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .models import exact_model
-from .files import save_npy
+from .files import check_output_folder, save_npy
 
 
 def existing_output_matches(path: Path, n: int) -> bool:
@@ -43,18 +48,31 @@ def run(args):
     if args.amp and not bf16_maps(args):
         print(f"note: {args.attr_method} maps stay fp32 under --amp (bf16 moves its AUCs by more than 0.005, "
               f"docs/PERFORMANCE.md); eval.py --amp still scores them in bf16", file=sys.stderr)
-    images, labels, model, device = load_inputs(args, amp=bf16_maps(args))
+    group = published_group(args)
+    if args.published and group is None:
+        print(f"note: {args.attr_method} already computes as published; --published keeps its default maps "
+              f"(eval.py --published still scores them with the published tie order)", file=sys.stderr)
     out = Path(args.prefix) / output_id(args).maps_file
+
+    def check_output(images):  # the chunks and the joined file: twice the maps' bytes at most
+        check_output_folder(args.prefix, 2 * images.numel() * 4)
+
+    images, labels, model, device = load_inputs(args, amp=bf16_maps(args), before_model=check_output)
     if existing_output_matches(out, len(images)):
         print(f"{out} exists; not recomputed")
         return
     batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
+    # published groups are global indices // G: batches (and so chunks and shards) hold whole groups
+    coupling = {}
+    if group is not None:
+        batch_size = published_batch_size(batch_size, group)
+        coupling = {"published": True, "group_size": group}
     params = method_params(args)
     # on CUDA, rows per model call fill the memory budget unless the user set --max_rows
     max_rows = args.max_rows or auto_rows(model, images.shape[1:], device, grad=True, rows_per_unit=method.rows_per_unit)
     settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
                 "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(args),
-                "channels_last": args.channels_last, "max_rows": args.max_rows}
+                "channels_last": args.channels_last, "max_rows": args.max_rows, **coupling}
     store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
     dist = Distributed(device)
     todo = store.claim(dist)
@@ -70,7 +88,8 @@ def run(args):
                 predicted = predict(exact_model(model), x) if decide else None
                 maps.append(attribute(
                     args.attr_method, model, x, labels[batch].to(device), seed=args.seed, predicted=predicted,
-                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **params,
+                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **coupling,
+                    **params,
                 ).cpu().contiguous())
                 bar.update(batch.stop - batch.start)
             store.save(first, last, torch.cat(maps).numpy())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from saliency import SaliencyError, get_method
+from saliency.metric import ORDERS, SUBSTRATES
 from saliency.saliency_zoo import PAPER_ORDER
 
 from .data import load_dataset
@@ -28,6 +29,10 @@ def add_common_arguments(parser):
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--amp", action="store_true", help="opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)")
     parser.add_argument("--channels_last", action="store_true", help="opt-in: channels_last memory format")
+    parser.add_argument("--published", action="store_true",
+                        help="opt-in: what the published scripts computed (SPEC 'As published'): la, agi, deeplift "
+                             "and eg couple the images of each group of consecutive indices; the metric orders "
+                             "ties as NumPy's argsort. Tagged -published; never mixed with the default")
 
 
 def attribution_parser(description=None):
@@ -41,6 +46,10 @@ def attribution_parser(description=None):
                              "70%% of the free memory, measured; on a CPU the method's own)")
     parser.add_argument("--chunk", type=int, default=None,
                         help="images per saved chunk, the unit of resume (default: whole batches, >= 16 images)")
+    parser.add_argument("--group_size", type=int, default=None,
+                        help="with --published: images per coupled group (default: the published size, "
+                             "64 for la/agi, 4 for deeplift/eg, halved on maxvit_t except eg). For tests and "
+                             "studies: the file name does not record it, so give such runs their own --prefix")
     return parser
 
 
@@ -53,6 +62,12 @@ def eval_parser(description=None):
     parser.add_argument("--attr_prefix", default="attributions", help="folder of the attribution .npy files")
     parser.add_argument("--csv_path", default="results.csv")
     parser.add_argument("--chunk", type=int, default=10, help="images per saved chunk (the unit of resume)")
+    parser.add_argument("--substrate", choices=SUBSTRATES, default="black",
+                        help="opt-in metric variant (SPEC 'Metric variants'): what deleted values become and "
+                             "insertion starts from; blur is RISE's insertion substrate. Tagged -substrate_<name>")
+    parser.add_argument("--order", choices=ORDERS, default="channel",
+                        help="opt-in metric variant: channel ranks every C x H x W value (the paper's); pixel ranks "
+                             "whole pixels by the sum of their channels (most peers). Tagged -order_pixel")
     return parser
 
 
@@ -70,7 +85,10 @@ def method_params(args) -> dict:
 
 def modes(args) -> tuple:
     """The opt-in modes the flags ask for (labench.identity.MODES)."""
-    return tuple(name for name, on in [("amp", args.amp), ("channels_last", args.channels_last)] if on)
+    flags = [("amp", args.amp), ("channels_last", args.channels_last), ("published", args.published)]
+    substrate, order = getattr(args, "substrate", "black"), getattr(args, "order", "channel")
+    flags += [(f"substrate_{substrate}", substrate != "black"), (f"order_{order}", order != "channel")]
+    return tuple(name for name, on in flags if on)
 
 
 def output_id(args) -> OutputId:
@@ -89,21 +107,60 @@ def default_batch_size(method, model):
     """The published batch size (halved for maxvit_t, except eg), but at least 8 images: the
     published batch of 1 for fast_ig, guided_ig and big only starved the device, and maps do not
     depend on the batch."""
-    size = get_method(method).reference_batch
-    size = max(1, size // 2) if model == "maxvit_t" and method != "eg" else size
-    return max(size, 8)
+    return max(get_method(method).reference_batch_for(model), 8)
 
 
-def load_inputs(args, amp=None):
-    """(images, labels, logit model, device) after checking every argument. amp: bf16 autocast
-    (default: args.amp)."""
+def published_group(args):
+    """G under --published for a method with a published variant (--group_size or the published
+    size), else None (the default computation: other methods already are as published)."""
     method = method_of(args)
+    group, published = getattr(args, "group_size", None), getattr(args, "published", False)
+    if group is not None and not published:
+        raise UserError("--group_size applies only with --published")
+    if not (published and method.has_published):
+        return None
+    if group is not None and group < 1:
+        raise UserError("--group_size must be at least 1")
+    return group or method.published_group(args.model)
+
+
+def published_batch_size(batch_size, group):
+    """The batch size as a whole number of groups (at least one): calls never split a group."""
+    return group * max(1, -(-batch_size // group))
+
+
+COUNT_FLAGS = ("batch_size", "max_rows", "chunk", "limit", "group_size")
+
+
+def check_arguments(args):
+    """Every argument checked before any data is read, any model built or any file written:
+    counts >= 1, the method's parameters within their ranges (its registry entry), --group_size
+    only with --published."""
+    method = method_of(args)
+    for flag in COUNT_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} must be at least 1, got {value}")
+    for name, value in method_params(args).items():  # the method's flags carry its parameters' names
+        try:
+            method.check_params({name: value})
+        except SaliencyError as err:
+            raise UserError(f"{err}: pass a valid --{name}") from None
+    published_group(args)
+
+
+def load_inputs(args, amp=None, before_model=None):
+    """(images, labels, logit model, device) after checking every argument. amp: bf16 autocast
+    (default: args.amp). before_model(images): the script's own checks of its inputs and outputs,
+    run once the images are known and before the model is built."""
+    method = method_of(args)
+    check_arguments(args)
     device = resolve_device(args.device)
     images, labels = load_dataset(args.data_dir)
     if args.limit is not None:
-        if args.limit < 1:
-            raise UserError("--limit must be at least 1")
         images, labels = images[: args.limit], labels[: args.limit]
+    if before_model is not None:
+        before_model(images)
     model = load_model(args.model, weights=args.weights, device=device)
     if method.functional_relus:
         model = functional_relu_model(model, args.model)

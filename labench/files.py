@@ -5,13 +5,14 @@ import contextlib
 import csv
 import fcntl
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import RunFailure, UserError
 
 
 @contextlib.contextmanager
@@ -27,6 +28,25 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_output_folder(folder, needed_bytes=0, flag="--prefix"):
+    """Refuse, before any work and without creating anything, an output folder that cannot be
+    created or written, or whose disk lacks `needed_bytes` (plus a 5% margin)."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: {existing} is not writable; choose another {flag}")
+    free = shutil.disk_usage(existing).free
+    if needed_bytes and free < needed_bytes * 1.05:
+        raise RunFailure(f"{flag} {folder}: the output needs about {needed_bytes / 2**20:.0f} MiB but the disk has "
+                         f"{free / 2**20:.0f} MiB free; free space or choose another {flag}")
 
 
 def save_tensor(tensor, path):

@@ -10,8 +10,10 @@ outputs through it.
     <model>[-<weights>][-<mode>...]_<method>[_<param>-<value>...]
 
 Modes are opt-in changes of the numbers, in this order: amp, channels_last (speed modes; amp
-changes only the maps of methods whose registry entry says amp_maps), then metric variants,
-which change the scores and never the maps.
+changes only the maps of methods whose registry entry says amp_maps), published (the published
+scripts' computation: it changes the maps of methods with a published variant and always the
+scores, whose ties it orders as NumPy did), then metric variants, which change the scores and
+never the maps.
 """
 from __future__ import annotations
 
@@ -38,9 +40,11 @@ def model_tag(model: str, weights: str = "", modes=()) -> str:
 
 
 def maps_modes(method: str, modes) -> tuple:
-    """The modes that change a method's maps: no metric variant; amp only where the maps are bf16."""
+    """The modes that change a method's maps: no metric variant; amp only where the maps are bf16;
+    published only for methods with a published variant (the others' maps are the default ones)."""
     entry = get_method(method)
-    return tuple(m for m in modes if m not in METRIC_MODES and (m != "amp" or entry.amp_maps))
+    changes = {"amp": entry.amp_maps, "published": entry.has_published}
+    return tuple(m for m in modes if m not in METRIC_MODES and changes.get(m, True))
 
 
 @dataclass(frozen=True)

@@ -14,38 +14,84 @@ from saliency.metric import GAMES, N_STEPS, default_batch_size, whole_curves
 
 from .cli import load_inputs, output_id
 from .errors import UserError
-from .files import load_npy, load_npz, save_npz, upsert_csv_row
+from .files import check_output_folder, load_npy, load_npz, read_results, save_npz, upsert_csv_row
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .models import exact_model
 
+METRIC_DEFAULTS = {"ties": "stable", "substrate": "black", "order": "channel"}
 
-def curves_of(images, maps, model, batch_size, progress=None):
-    """[N, 2, n_steps+1] float32: insertion then deletion curve of every image. The scored class
-    is the fp32 argmax on the clean image, also under --amp (models.exact_model)."""
-    metric = InsertionDeletion(probability_model(model), batch_size=batch_size)
-    classes = None
-    if exact_model(model) is not model:
-        classes = predict(exact_model(model), images.to(next(model.parameters()).device), batch_size)
+
+# one record per image in the chunks: both curves and the class they score
+RECORD = np.dtype([("curves", np.float32, (len(GAMES), N_STEPS + 1)), ("class", np.int64)])
+
+
+def metric_options(args) -> dict:
+    """InsertionDeletion's options from eval.py's flags: ties as NumPy under --published, the
+    metric variants --substrate and --order (defaults: the paper's protocol)."""
+    return {"ties": "numpy" if args.published else "stable", "substrate": args.substrate, "order": args.order}
+
+
+def scored_records(images, maps, model, batch_size, progress=None, **options):
+    """[N] RECORD: insertion then deletion curve of every image and the class scored, the argmax
+    on the clean image (in fp32 also under --amp: models.exact_model). options: the metric's."""
+    metric = InsertionDeletion(probability_model(model), batch_size=batch_size, **options)
+    device = next(model.parameters()).device
+    with torch.inference_mode():  # the very computation the metric makes when not given classes
+        if exact_model(model) is not model:
+            classes = predict(exact_model(model), images.to(device), batch_size)
+        else:
+            classes = predict(metric.model, images.to(device, torch.float32), batch_size)
     curves = metric.curves(images, maps, progress=progress, classes=classes)
-    return torch.stack([curves["ins"].T, curves["del"].T], dim=1).numpy()
+    records = np.empty(len(images), RECORD)
+    records["curves"] = torch.stack([curves["ins"].T, curves["del"].T], dim=1).numpy()
+    records["class"] = classes.cpu().numpy()
+    return records
 
 
-def summarize(curves):
-    """The scores file's content from [N, 2, 225] curves: AUCs of the mean curves and the curves."""
+def curve_aucs(curves) -> np.ndarray:
+    """Trapezoid AUC of each column of [n_steps+1, N] curves, in float64 (saliency.metric.auc)."""
+    c = np.asarray(curves, dtype=np.float64)
+    return (c.sum(axis=0) - c[0] / 2 - c[-1] / 2) / (len(c) - 1)
+
+
+def summarize(records):
+    """The scores file's content: per game the AUC of the mean curve (the method's score), the
+    curves [225, N] and the per-image AUCs [N]; the class scored for each image."""
     result = {}
     for k, game in enumerate(GAMES):
-        curve = curves[:, k].T  # [225, N]
+        curve = np.ascontiguousarray(records["curves"][:, k].T)  # [225, N]
         result[game] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
-        result[f"{game}_curve"] = np.ascontiguousarray(curve)
+        result[f"{game}_curve"] = curve
+        result[f"{game}_auc"] = curve_aucs(curve)
+    result["classes"] = np.asarray(records["class"], dtype=np.int64)
     return result
 
 
-def load_maps(path, images):
-    maps = load_npy(path, "attribution file")
+def load_scores(path) -> dict:
+    """A scores file as {"ins", "del": AUC of the mean curve; "ins_auc", "del_auc": [N] per-image
+    AUCs; "ins_curve", "del_curve": [225, N]; "classes": [N] scored classes, or None in files
+    written before they were recorded}."""
+    scores = load_npz(path)
+    missing = [k for k in ("ins", "del", "ins_curve", "del_curve") if k not in scores]
+    if missing:
+        raise UserError(f"{path} is not a scores file of eval.py (it lacks {', '.join(missing)}); delete it and rerun")
+    for game in GAMES:
+        if f"{game}_auc" not in scores:
+            scores[f"{game}_auc"] = curve_aucs(scores[f"{game}_curve"])
+    scores.setdefault("classes", None)
+    return scores
+
+
+def load_maps(path, images, limit=None):
+    """The maps of `images`; with --limit, the first images of a larger maps file."""
+    maps = load_npy(path, "attribution file", mmap=limit is not None)
+    if limit is not None and maps.ndim == 4 and len(maps) > len(images):
+        maps = maps[: len(images)]
     if maps.shape != tuple(images.shape):
         raise UserError(f"maps have shape {maps.shape} but the images {tuple(images.shape)}; "
                         "regenerate them with the same --data_dir and --limit")
+    maps = np.array(maps, dtype=np.float32)
     if not np.isfinite(maps).all():
         raise UserError("the attribution file holds NaN or infinite values; regenerate it")
     return maps
@@ -53,13 +99,21 @@ def load_maps(path, images):
 
 def compute_scores(args, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
-    images, _, model, device = load_inputs(args)
     maps_stem = output_id(args).maps().stem
-    maps = load_maps(Path(args.attr_prefix) / f"{maps_stem}_attributions.npy", images)
+    loaded = {}
+
+    def check_inputs(images):  # the maps and the output folder, before the model is built
+        check_output_folder(args.prefix, 2 * len(images) * RECORD.itemsize)
+        loaded["maps"] = load_maps(Path(args.attr_prefix) / f"{maps_stem}_attributions.npy", images, args.limit)
+
+    images, _, model, device = load_inputs(args, before_model=check_inputs)
+    maps = loaded["maps"]
+    options = metric_options(args)
     # the user's --batch_size goes into the manifest: an automatic one may differ on resume
     settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / maps_stem),
                 "batch_size": args.batch_size or "auto", "images": list(images.shape), "amp": args.amp,
-                "channels_last": args.channels_last}
+                "channels_last": args.channels_last, "records": "curves+class"}
+    settings.update({k: v for k, v in options.items() if v != METRIC_DEFAULTS[k]})  # named only when not default
     store = ChunkStore(out, len(images), args.chunk, settings)
     # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
     fit = auto_rows(model, images.shape[1:], device, grad=False) if not args.batch_size else None
@@ -70,11 +124,11 @@ def compute_scores(args, out):
     with tqdm(total=per_image * sum(b - a for a, b in todo), desc="insertion/deletion", unit="img",
               disable=not dist.main) as bar:
         for a, b in todo:
-            chunk_maps = torch.from_numpy(np.array(maps[a:b], dtype=np.float32))
-            store.save(a, b, curves_of(images[a:b], chunk_maps, model, batch_size, bar))
+            chunk_maps = torch.from_numpy(maps[a:b])
+            store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
 
-    def write(curves):
-        scores = summarize(curves)
+    def write(records):
+        scores = summarize(records)
         save_npz(scores, out)
         return scores
 
@@ -90,8 +144,10 @@ def run(args):
     """Write the scores file (unless it exists) and the results.csv row of the arguments' identity."""
     out_id = output_id(args)
     out = Path(args.prefix) / out_id.scores_file
+    read_results(args.csv_path)  # a foreign or damaged results.csv is reported before any work
+    check_output_folder(Path(args.csv_path).parent, flag="--csv_path")
     if out.exists():
-        scores = load_npz(out)
+        scores = load_scores(out)
         print(f"{out} exists; not recomputed")
     else:
         scores = compute_scores(args, out)

@@ -9,7 +9,7 @@ import pandas as pd
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
 from .errors import UserError
-from .files import CSV_COLUMNS
+from .files import read_results
 from .identity import OutputId, choose_setting, method_order
 from .models import PAPER_MODELS
 
@@ -30,10 +30,8 @@ def load_results(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; run eval.py or para_explore.sh first")
+    read_results(path)  # a foreign or damaged file: one line that says so
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in CSV_COLUMNS if c not in raw.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {', '.join(missing)} (expected {', '.join(CSV_COLUMNS)})")
     records = []
     for row in raw.to_dict("records"):
         try:
@@ -62,17 +60,17 @@ def _known(method):
 
 
 def model_order(models):
-    """The paper's models first (a weights suffix such as resnet50-random sorts with resnet50), then
-    the others in order of appearance."""
+    """The paper's models first, then the others in order of appearance; the tags of one model
+    (resnet50, resnet50-published, resnet50-random, ...) side by side, the plain one first."""
     models = list(dict.fromkeys(models))
+    bases = list(dict.fromkeys(name.split("-")[0] for name in models))
 
-    def key(item):
-        position, name = item
+    def key(name):
         base = name.split("-")[0]
         rank = PAPER_MODELS.index(base) if base in PAPER_MODELS else len(PAPER_MODELS)
-        return (rank, position if rank == len(PAPER_MODELS) else 0, name)
+        return (rank, bases.index(base) if rank == len(PAPER_MODELS) else 0, name)
 
-    return [name for _, name in sorted(enumerate(models), key=key)]
+    return sorted(models, key=key)
 
 
 def display_name(method):

@@ -7,12 +7,13 @@ import pytest
 
 from conftest import ROOT
 
-SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "utils"]
+SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "report", "utils"]
 # rank of every project module: a module may import only modules of a strictly lower rank
 LAYERS = {
-    **{f"script:{s}": 9 for s in SCRIPTS},
-    "bench": 9,
-    "labench.stems": 8,
+    **{f"script:{s}": 10 for s in SCRIPTS},
+    "bench": 10,
+    "labench.report": 9,
+    "labench.stems": 8, "labench.significance": 8,
     "labench.attributions": 7, "labench.scoring": 7, "labench.figures": 7, "labench.tables": 7, "labench.stats": 7,
     "labench.cli": 6,
     "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.models": 5,

@@ -1,0 +1,118 @@
+"""The effect of each published quirk (SPEC "As published") on the benchmark's numbers.
+
+    .venv/bin/python bench/published_effect.py --model efficientnet_lite0 --images 64
+    .venv/bin/python bench/published_effect.py --images 2 --max_iter 2 --sampling_times 2   # a smoke run
+
+For every method with a published variant (la, agi, deeplift, eg) it runs generate_attributions
+and eval.py as default and as --published, and scores the default maps with the published
+metric's tie order (NumPy's argsort) against the default (stable). It prints one Markdown row
+per comparison: insertion and deletion AUC of both sides, their difference (B - A) with a paired
+bootstrap 95% interval over images (labench.stats.paired_comparison on per-image AUCs), and for
+the maps the median per-image Pearson r between default and published maps.
+
+Resumable: the scripts' outputs live in --out (maps, scores, results.csv) and are reused, as are
+the tie-order curves (<out>/ties). A benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labench import attributions, scoring
+from labench.cli import attribution_parser, eval_parser, load_inputs, output_id
+from labench.files import save_npz
+from labench.stats import paired_comparison
+
+METHODS = ("la", "agi", "deeplift", "eg")
+
+
+def script_args(args, method, published):
+    """(generate_attributions args, eval.py args) of one method and mode."""
+    common = ["--model", args.model, "--attr_method", method, "--data_dir", args.data_dir, "--limit", str(args.images),
+              "--device", args.device, "--spatial_range", str(args.spatial_range), "--max_iter", str(args.max_iter),
+              "--sampling_times", str(args.sampling_times), *(["--published"] if published else [])]
+    out = Path(args.out)
+    gen = attribution_parser().parse_args([*common, "--prefix", str(out / "attributions")])
+    ev = eval_parser().parse_args([*common, "--attr_prefix", str(out / "attributions"), "--prefix",
+                                   str(out / "scores"), "--csv_path", str(out / "results.csv")])
+    return gen, ev
+
+
+def run_mode(args, method, published):
+    """Maps and scores of one mode (the scripts skip what exists): (maps path, scores dict)."""
+    gen, ev = script_args(args, method, published)
+    attributions.run(gen)
+    scoring.run(ev)
+    return Path(gen.prefix) / output_id(gen).maps_file, scoring.load_scores(Path(ev.prefix) / output_id(ev).scores_file)
+
+
+def numpy_tie_scores(args, method, maps_path):
+    """Curves of the default maps under the published tie order, cached in <out>/ties."""
+    path = Path(args.out) / "ties" / (maps_path.name.removesuffix("_attributions.npy") + "_numpy-ties_scores.npz")
+    if path.exists():
+        return scoring.load_scores(path)
+    _, ev = script_args(args, method, False)
+    images, _, model, _ = load_inputs(ev)
+    maps = torch.from_numpy(np.load(maps_path)[: len(images)])
+    records = scoring.scored_records(images, maps, model, batch_size=4, ties="numpy")
+    scores = scoring.summarize(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_npz(scores, path)
+    return scores
+
+
+def per_image_auc(scores, game):
+    return np.asarray(scores[f"{game}_auc"], dtype=np.float64)
+
+
+def median_pearson(a_path, b_path):
+    """Median over images of Pearson r between two map sets (NaN where a map is constant)."""
+    a, b = np.load(a_path), np.load(b_path)
+    rs = np.array([np.corrcoef(x.ravel(), y.ravel())[0, 1] if x.std() > 0 and y.std() > 0 else np.nan
+                   for x, y in zip(a.astype(np.float64), b.astype(np.float64))])
+    return float(np.nanmedian(rs)) if not np.isnan(rs).all() else float("nan")
+
+
+def row(label, a, b, r=None):
+    """One Markdown row comparing scores a (reference) and b."""
+    cells = [label]
+    for game in ("ins", "del"):
+        x, y = per_image_auc(a, game), per_image_auc(b, game)
+        diff = paired_comparison(y, x)
+        cells += [f"{x.mean():.4f}", f"{y.mean():.4f}",
+                  f"{diff['mean_diff']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"]
+    cells.append("-" if r is None else f"{r:.3f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--images", type=int, default=64, help="the first N images of --data_dir")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--spatial_range", type=int, default=20)
+    parser.add_argument("--max_iter", type=int, default=20)
+    parser.add_argument("--sampling_times", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default="bench_out/published_effect", help="folder of the reused outputs")
+    args = parser.parse_args(argv)
+
+    lines = [f"{args.model}, first {args.images} images; B - A with a paired bootstrap 95% interval over images",
+             "", "| comparison (A -> B) | ins A | ins B | ins B - A | del A | del B | del B - A | median r of maps |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method in args.methods:
+        default_maps, default_scores = run_mode(args, method, False)
+        published_maps, published_scores = run_mode(args, method, True)
+        lines.append(row(f"{method}: default -> --published", default_scores, published_scores,
+                         median_pearson(default_maps, published_maps)))
+        ties = numpy_tie_scores(args, method, default_maps)
+        lines.append(row(f"{method} default maps: ties stable -> numpy", default_scores, ties))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
