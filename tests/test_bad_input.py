@@ -254,3 +254,20 @@ def test_damaged_chunks_and_manifests_are_recomputed_never_loaded(tmp_path):
         [(0, 2), (2, 4), (4, 6)]
     with pytest.raises(Exception, match="other settings .*seed.*rm -r"):
         ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 1}).claim(Distributed(torch.device("cpu")))
+
+
+def test_too_little_free_disk_is_refused_before_any_work(run_folder, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    monkeypatch.chdir(run_folder)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    before = snapshot(run_folder)
+    for script, argv in [("generate_attributions", [*GEN, "--attr_method", "sm"]),
+                         ("eval", ["--data_dir", "data", "--attr_prefix", "maps", "--attr_method", "sm", "--device", "cpu"])]:
+        with pytest.raises(SystemExit) as stop:
+            run_cli(lambda: SCRIPTS[script].main(argv))
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 1 and err.startswith("error: --prefix") and "MiB free" in err, err
+    assert snapshot(run_folder) == before
