@@ -32,7 +32,7 @@ from saliency import get_method
 from .identity import METRIC_MODES, OutputId, method_order, parse_model_tag
 from .scoring import load_scores
 from .stats import holm, mean_ci, paired_comparison, rank_agreement, relative_improvement_ci
-from .tables import GAMES, choose_la, display_name, latex_escape, load_results, markdown, model_order
+from .tables import GAMES, choose_la, display_name, latex_escape, load_results, markdown, model_order, save_png
 
 GAME_KEYS = {"insertion": "ins", "deletion": "del"}
 HIGHER_IS_BETTER = {"insertion": True, "deletion": False}
@@ -185,6 +185,11 @@ def rankings(per_image: PerImage) -> dict:
 # ---------------------------------------------------------------- rendering
 
 
+def _by_cell(cells):
+    """{(model, method): row} of one game's cell statistics."""
+    return {(r["model"], r["method"]): r for _, r in cells.iterrows()}
+
+
 def _interval(mean, low, high, digits):
     if math.isnan(low):
         return f"{mean:.{digits}f}"
@@ -202,16 +207,14 @@ def statistics_markdown(cells, versus, heads, digits=3):
         models = model_order(part["model"])
         methods = method_order(part["method"])
         marks = {(r.model, r.method): MARKS.get(r.verdict, "") for r in versus[versus["game"] == game].itertuples()}
+        found = _by_cell(part)
         rows = []
         for model in models:
             row = [model, str(int(part[part["model"] == model]["n"].max()))]
             for method in methods:
-                hit = part[(part["model"] == model) & (part["method"] == method)]
-                if hit.empty:
-                    row.append("-")
-                    continue
-                r = hit.iloc[0]
-                row.append(_interval(r["mean"], r["ci_low"], r["ci_high"], digits) + marks.get((model, method), ""))
+                r = found.get((model, method))
+                row.append("-" if r is None else
+                           _interval(r["mean"], r["ci_low"], r["ci_high"], digits) + marks.get((model, method), ""))
             rows.append(row)
         header = ["Model", "images"] + [display_name(m) for m in methods]
         parts.append(f"**{GAMES[game]}: mean AUC [95% bootstrap CI]**; ▲ / ▼: LA significantly better / worse "
@@ -250,14 +253,14 @@ def statistics_latex(cells, versus, digits=3):
                  rf"Holm, $p<{ALPHA}$).}}", rf"\label{{tab:{game}-ci}}",
                  r"\begin{tabular}{l" + "c" * len(methods) + "}", r"\toprule",
                  " & ".join(["Model"] + [latex_escape(display_name(m)) for m in methods]) + r" \\", r"\midrule"]
+        found = _by_cell(part)
         for model in models:
             row = [latex_escape(model)]
             for method in methods:
-                hit = part[(part["model"] == model) & (part["method"] == method)]
-                if hit.empty:
+                r = found.get((model, method))
+                if r is None:
                     row.append("-")
                     continue
-                r = hit.iloc[0]
                 half = (r["ci_high"] - r["ci_low"]) / 2
                 text = f"{r['mean']:.{digits}f}" if math.isnan(half) else f"{r['mean']:.{digits}f} \\pm {half:.{digits}f}"
                 row.append(f"${text}$" + marks.get((model, method), ""))
@@ -316,12 +319,7 @@ def robustness_figure(base, entry, path):
         ax.grid(alpha=0.3)
     axes[0][1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"{base}: method ranks under each metric protocol")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 # ---------------------------------------------------------------- all outputs

@@ -271,10 +271,17 @@ def la_grid_plot(df, model, path):
                 ax.set_ylabel(f"{game} AUC ({'higher' if game == 'insertion' else 'lower'} is better)")
     axes[0][-1].legend(title="sampling_times", fontsize=8, title_fontsize=8)
     fig.suptitle(f"LA grid, {model}")
+    return save_png(fig, path)
+
+
+def save_png(fig, path, dpi=120):
+    """Lay out, save (creating the folder) and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 

@@ -70,6 +70,19 @@ def lite0():
     return load_model("efficientnet_lite0")
 
 
+def call_script(name, argv, capsys):
+    """A script's main run in-process as its command line runs it: (exit status, stderr)."""
+    from labench.errors import run_cli
+
+    module = load_script(name)
+    code = 0
+    try:
+        run_cli(lambda: module.main([str(a) for a in argv]))
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
 def load_script(name):
     """A top-level script (generate_pt, generate_attributions, eval, plot, tables) as a module,
     loaded from its file: scripts are not importable packages, and tests call their main()."""

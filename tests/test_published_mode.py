@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, load_script, make_images, make_tiny_cnn
+from conftest import ROOT, call_script, load_script, make_images, make_tiny_cnn
 from labench import attributions, cli, tables
-from labench.errors import run_cli
 from labench.identity import OutputId, maps_modes
 from saliency import InsertionDeletion, attribute, get_method, probability_model
 from saliency.core.eg import eg
@@ -21,15 +20,7 @@ LA_KW = {"spatial_range": 20, "max_iter": 2, "sampling_times": 3}
 LA_STEM = "efficientnet_lite0-published_la_spatial-range-20_max-iter-2_sampling-times-3"
 
 
-def call(script, argv, capsys):
-    """A script's main in-process as the CLI runs it: (exit status, stderr)."""
-    module = load_script(script)
-    code = 0
-    try:
-        run_cli(lambda: module.main([str(a) for a in argv]))
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
+call = call_script
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, load_script, make_images
+from conftest import ROOT, call_script, load_script, make_images
 from saliency.metric import auc
-from labench.errors import run_cli
 
 
 def run_script(script, *args, cwd):
@@ -86,15 +85,7 @@ def test_offline_model_agrees_with_most_sample_labels(sample_data, lite0):
 # ---------------------------------------------------------------- bad input
 
 
-def call(module_name, argv, capsys):
-    """Run a script's main in-process as the CLI would; (exit status, stderr)."""
-    module = load_script(module_name)
-    code = 0
-    try:
-        run_cli(lambda: module.main([str(a) for a in argv]))
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
+call = call_script
 
 
 @pytest.fixture
