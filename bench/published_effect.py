@@ -23,6 +23,7 @@ import torch
 
 from labench import attributions, scoring
 from labench.cli import attribution_parser, eval_parser, load_inputs, output_id
+from labench.errors import run_cli
 from labench.files import save_npz
 from labench.stats import paired_comparison
 
@@ -115,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -3,6 +3,7 @@ set-up (device, data, model) after every argument is checked."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from saliency import SaliencyError, get_method
 from saliency.metric import ORDERS, SUBSTRATES
@@ -10,6 +11,7 @@ from saliency.saliency_zoo import PAPER_ORDER
 
 from .data import load_dataset
 from .errors import UserError
+from .fast import fast_model
 from .identity import OutputId
 from .models import DEFAULT_MODEL, functional_relu_model, load_model, resolve_device, weights_tag, with_speed_modes
 
@@ -29,6 +31,10 @@ def add_common_arguments(parser):
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--amp", action="store_true", help="opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)")
     parser.add_argument("--channels_last", action="store_true", help="opt-in: channels_last memory format")
+    parser.add_argument("--fast", action="store_true",
+                        help="opt-in: the same function made cheaper (BatchNorm folded into its convolution, "
+                             "TF-SAME padding fixed once; labench.fast), checked against the model's logits. "
+                             "Tagged -fast: float rounding moves the maps")
     parser.add_argument("--published", action="store_true",
                         help="opt-in: what the published scripts computed (SPEC 'As published'): la, agi, deeplift "
                              "and eg couple the images of each group of consecutive indices; the metric orders "
@@ -85,7 +91,8 @@ def method_params(args) -> dict:
 
 def modes(args) -> tuple:
     """The opt-in modes the flags ask for (labench.identity.MODES)."""
-    flags = [("amp", args.amp), ("channels_last", args.channels_last), ("published", args.published)]
+    flags = [("amp", args.amp), ("channels_last", args.channels_last), ("published", args.published),
+             ("fast", getattr(args, "fast", False))]
     substrate, order = getattr(args, "substrate", "black"), getattr(args, "order", "channel")
     flags += [(f"substrate_{substrate}", substrate != "black"), (f"order_{order}", order != "channel")]
     return tuple(name for name, on in flags if on)
@@ -164,6 +171,10 @@ def load_inputs(args, amp=None, before_model=None):
     model = load_model(args.model, weights=args.weights, device=device)
     if method.functional_relus:
         model = functional_relu_model(model, args.model)
+    if getattr(args, "fast", False):
+        model, done = fast_model(model, tuple(images.shape[1:]))
+        print(f"note: --fast folded {done['folded']} BatchNorms into their convolutions and fixed the padding of "
+              f"{done['static_padding']} TF-SAME convolutions", file=sys.stderr)
     amp = args.amp if amp is None else amp
     model = with_speed_modes(model, amp=amp, channels_last=args.channels_last)
     return images, labels, model, device

@@ -1,0 +1,103 @@
+"""--fast computes the same function: logits and input gradients of the cheaper copy against the
+model, on the offline efficientnet_lite0 and the paper's four architectures (random weights)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import call_script, make_images
+from labench.errors import UserError
+from labench.fast import conv_norm_pairs, fast_model
+from labench.models import load_model
+
+ARCHITECTURES = [("efficientnet_lite0", "default", 49), ("resnet50", "random", 53), ("vgg16", "random", 0),
+                 ("inception_v3", "random", 94), ("maxvit_t", "random", 24)]
+
+
+def top_logit_gradient(model, x):
+    x = x.clone().requires_grad_(True)
+    logits = model(x)
+    logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+    return logits.detach(), x.grad
+
+
+@pytest.mark.parametrize("name, weights, folds", ARCHITECTURES, ids=[a[0] for a in ARCHITECTURES])
+def test_fast_copy_has_the_same_logits_and_input_gradients(name, weights, folds):
+    model = load_model(name, weights=weights)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast, done = fast_model(model, (3, 224, 224))
+    assert done["folded"] == folds
+    norms = lambda m: sum(isinstance(n, nn.BatchNorm2d) for n in m.modules())  # noqa: E731
+    assert norms(fast) == norms(model) - folds
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    logits, grad = top_logit_gradient(model, x)
+    fast_logits, fast_grad = top_logit_gradient(fast, x)
+    scale = float(logits.abs().max())
+    assert float((fast_logits - logits).abs().max()) <= 1e-3 * scale
+    assert torch.equal(fast_logits.argmax(1), logits.argmax(1))
+    # per-element input gradients pass ReLU/ReLU6 kinks, where rounding flips single paths: judged
+    # by relative L2 error and correlation (measured 2e-3..4e-3 and r >= 0.99999)
+    assert float(grad.abs().max()) > 0
+    assert float((fast_grad - grad).norm() / grad.norm()) < 1e-2
+    assert float(torch.corrcoef(torch.stack([fast_grad.flatten(), grad.flatten()]))[0, 1]) > 0.9999
+    after = model.state_dict()  # the user's model is untouched
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lite0_loses_its_norms_and_dynamic_padding():
+    from timm.layers import Conv2dSame
+
+    model = load_model("efficientnet_lite0")
+    fast, done = fast_model(model, (3, 224, 224))
+    assert done["static_padding"] > 0
+    assert not any(type(m) is Conv2dSame for m in fast.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert sum(isinstance(m, nn.ReLU6) for m in fast.modules()) == sum(isinstance(m, nn.ReLU6) for m in model.modules())
+
+
+class SharedConvOutput(nn.Module):
+    """A conv whose output feeds its BatchNorm and also a skip: folding would change the skip."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.head = nn.Linear(3, 10)
+        with torch.no_grad():
+            self.bn.running_var.fill_(4.0)
+            self.bn.running_mean.fill_(0.5)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.head((self.bn(y) + y).mean(dim=(2, 3)))
+
+
+def test_a_copy_that_changes_the_function_is_refused():
+    model = SharedConvOutput().eval()
+    with torch.no_grad():
+        model(torch.rand(1, 3, 8, 8))
+    with pytest.raises(UserError, match="--fast changed this model's logits"):
+        fast_model(model, (3, 8, 8))
+
+
+def test_pairs_need_the_very_output_tensor():
+    a, b, c = torch.zeros(1), torch.zeros(1), torch.zeros(1)
+    calls = [("c1", "conv", a, b), ("n1", "norm", b, c), ("c2", "conv", c, a.clone()), ("n2", "norm", c, b.clone())]
+    assert conv_norm_pairs(calls) == [("c1", "n1")]  # n2 reads c1's norm output, not c2's
+
+
+def test_fast_runs_are_tagged_and_match_the_default_maps(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(2, size=32), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1, 2]), tmp_path / "data" / "label_batch.pt")
+    common = ["--attr_method", "ig", "--device", "cpu"]
+    for flags in ([], ["--fast"]):
+        assert call_script("generate_attributions", [*common, *flags], capsys)[0] == 0
+        assert call_script("eval", [*common, *flags], capsys)[0] == 0
+    default = np.load("attributions/efficientnet_lite0_ig_attributions.npy")
+    fast = np.load("attributions/efficientnet_lite0-fast_ig_attributions.npy")
+    assert np.allclose(fast, default, rtol=1e-3, atol=1e-4 * np.abs(default).max())
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert any(r.startswith("efficientnet_lite0-fast,ig,") for r in rows)
+    ins = {r.split(",")[0]: float(r.split(",")[5]) for r in rows[1:]}
+    assert ins["efficientnet_lite0-fast"] == pytest.approx(ins["efficientnet_lite0"], abs=1e-4)
