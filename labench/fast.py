@@ -104,15 +104,16 @@ def _is_same_conv(module):
     return type(module) is Conv2dSame
 
 
-def fast_model(model, image_shape):
+def fast_model(model, image_shape, fold=True, static_padding=True):
     """The cheaper copy of `model` for [C, H, W] inputs of `image_shape` (module docstring) and
-    what was done, e.g. {"folded": 49, "static_padding": 17}."""
+    what was done, e.g. {"folded": 49, "static_padding": 5}. fold / static_padding: each step can
+    be left out (bench/fast_pass.py measures them one by one)."""
     if model.training:
         raise UserError("--fast folds eval-mode BatchNorm: the model must be in eval mode")
     fast = copy.deepcopy(model)
     calls = _record_calls(fast, image_shape)
     folded = 0
-    for conv_name, norm_name in conv_norm_pairs(calls):
+    for conv_name, norm_name in conv_norm_pairs(calls) if fold else []:
         conv, norm = _named(fast, conv_name), _named(fast, norm_name)
         if norm.running_mean is None or not (type(conv) is nn.Conv2d or _is_same_conv(conv)):
             continue  # batch statistics at eval time, or a conv that transforms its weight (StdConv)
@@ -120,7 +121,7 @@ def fast_model(model, image_shape):
         _replace(fast, norm_name, _after_norm(norm))
         folded += 1
     sizes = {name: inp.shape[-2:] for name, kind, inp, _ in calls if kind == "conv"}
-    same = [name for name, module in fast.named_modules() if _is_same_conv(module) and name in sizes]
+    same = [name for name, module in fast.named_modules() if static_padding and _is_same_conv(module) and name in sizes]
     for name in same:
         _replace(fast, name, _static_same(_named(fast, name), *sizes[name]))
     check_same_function(model, fast, image_shape)
