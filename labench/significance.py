@@ -9,8 +9,9 @@ Every number comes from the per-image AUCs that eval.py stores in its scores fil
   images, seed 0);
 - LA against a baseline, per model and game: mean of the per-image differences LA - baseline with
   its paired bootstrap 95% interval, the two-sided Wilcoxon signed-rank p-value, Holm-corrected
-  over every comparison of the game's table; LA is "better" (deletion: lower) or "worse" where the
-  corrected p is below 0.05, in the direction of the mean difference;
+  over every comparison of its table (one game under one metric protocol: the paper's, or one
+  variant); LA is "better" (deletion: lower) or "worse" where the corrected p is below 0.05, in
+  the direction of the mean difference;
 - the headline: LA's mean relative improvement over the baselines, mean over baselines B of
   (LA - B) / B for insertion and (B - LA) / B for deletion, with a paired bootstrap interval;
 - robustness: for each model, the methods ranked by mean AUC under the paper's metric and under
@@ -83,7 +84,8 @@ def cell_statistics(per_image: PerImage) -> pd.DataFrame:
 
 
 def comparisons(per_image: PerImage) -> pd.DataFrame:
-    """LA against each baseline on the same images, per model and game; p_holm over each game's table."""
+    """LA against each baseline on the same images, per model and game; p_holm over the comparisons
+    of one table: one game under one metric protocol (the paper's, or one variant)."""
     rows = []
     for model, methods in per_image.values.items():
         if LEAD not in methods:
@@ -102,10 +104,9 @@ def comparisons(per_image: PerImage) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["model", "method", "game", "n", "la_minus_method", "diff_low", "diff_high",
                                         "p_wilcoxon"])
     frame["p_holm"] = np.nan
-    for game in GAME_KEYS:
-        part = frame["game"] == game
-        if part.any():
-            frame.loc[part, "p_holm"] = holm(frame.loc[part, "p_wilcoxon"].to_numpy())
+    protocols = frame["model"].map(lambda tag: protocol_of(tag)[1])
+    for (_, _), part in frame.groupby([protocols, frame["game"]]).groups.items():
+        frame.loc[part, "p_holm"] = holm(frame.loc[part, "p_wilcoxon"].to_numpy())
     frame["verdict"] = [verdict(r.game, r.la_minus_method, r.p_holm) for r in frame.itertuples()]
     return frame
 
@@ -196,17 +197,28 @@ def _interval(mean, low, high, digits):
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def tables_of(cells):
+    """[(protocol, game, cells of that table)]: the paper's protocol first, then each variant."""
+    protocol = cells["model"].map(lambda tag: protocol_of(tag)[1])
+    names = [PAPER] + sorted(set(protocol) - {PAPER})
+    return [(p, game, cells[(protocol == p) & (cells["game"] == game)]) for p in names for game in GAME_KEYS
+            if ((protocol == p) & (cells["game"] == game)).any()]
+
+
+def _title(protocol, game, long=True):
+    where = "the paper's metric" if protocol == PAPER else f"metric variant {protocol}"
+    return f"{GAMES[game] if long else game.capitalize()}, {where}"
+
+
 def statistics_markdown(cells, versus, heads, digits=3):
-    """The cell table (mean [95% CI]; ▲/▼ where LA is significantly better/worse than that
-    baseline), the comparison table and the headline, per game."""
+    """Per table (a game under one metric protocol): the cells (mean [95% CI]; ▲/▼ where LA is
+    significantly better/worse than that method), the paired comparisons and the headline."""
     parts = []
-    for game in GAME_KEYS:
-        part = cells[cells["game"] == game]
-        if part.empty:
-            continue
+    for protocol, game, part in tables_of(cells):
         models = model_order(part["model"])
         methods = method_order(part["method"])
-        marks = {(r.model, r.method): MARKS.get(r.verdict, "") for r in versus[versus["game"] == game].itertuples()}
+        vs = versus[(versus["game"] == game) & versus["model"].isin(models)]
+        marks = {(r.model, r.method): MARKS.get(r.verdict, "") for r in vs.itertuples()}
         found = _by_cell(part)
         rows = []
         for model in models:
@@ -217,19 +229,17 @@ def statistics_markdown(cells, versus, heads, digits=3):
                            _interval(r["mean"], r["ci_low"], r["ci_high"], digits) + marks.get((model, method), ""))
             rows.append(row)
         header = ["Model", "images"] + [display_name(m) for m in methods]
-        parts.append(f"**{GAMES[game]}: mean AUC [95% bootstrap CI]**; ▲ / ▼: LA significantly better / worse "
-                     f"than that method (Wilcoxon signed-rank, Holm-corrected over this table, p < {ALPHA})\n\n"
+        parts.append(f"**{_title(protocol, game)}: mean AUC [95% bootstrap CI]**; ▲ / ▼: LA significantly better / "
+                     f"worse than that method (Wilcoxon signed-rank, Holm-corrected over this table, p < {ALPHA})\n\n"
                      + markdown(header, rows))
-        vs = versus[versus["game"] == game]
         if len(vs):
             lines = [[r.model, display_name(r.method), str(r.n),
                       f"{r.la_minus_method:+.{digits + 1}f} [{r.diff_low:+.{digits + 1}f}, {r.diff_high:+.{digits + 1}f}]",
                       f"{r.p_wilcoxon:.2g}", f"{r.p_holm:.2g}", r.verdict] for r in vs.itertuples()]
-            parts.append(f"**{GAMES[game]}: LA minus each method, paired over images**\n\n"
+            parts.append(f"**{_title(protocol, game)}: LA minus each method, paired over images**\n\n"
                          + markdown(["Model", "method", "images", "LA - method [95% CI]", "p (Wilcoxon)", "p (Holm)",
                                      "LA is"], lines))
-        hd = heads[heads["game"] == game]
-        for r in hd.itertuples():
+        for r in heads[(heads["game"] == game) & heads["model"].isin(models)].itertuples():
             parts.append(f"Headline, {r.model}, {game}: LA's mean relative improvement over {r.baselines} baselines "
                          f"{100 * r.relative_improvement:+.1f}% [95% CI {100 * r.ci_low:+.1f}%, "
                          f"{100 * r.ci_high:+.1f}%] ({r.n} images).")
@@ -240,17 +250,14 @@ def statistics_latex(cells, versus, digits=3):
     """Per game a booktabs table: `mean \\pm h` with h half the width of the 95% bootstrap interval
     (the exact, asymmetric bounds are in statistics.csv), ▲/▼ as in Markdown."""
     out = []
-    for game in GAME_KEYS:
-        part = cells[cells["game"] == game]
-        if part.empty:
-            continue
+    for protocol, game, part in tables_of(cells):
         models, methods = model_order(part["model"]), method_order(part["method"])
         marks = {(r.model, r.method): {"better": r"$^\blacktriangle$", "worse": r"$^\blacktriangledown$"}.get(r.verdict, "")
                  for r in versus[versus["game"] == game].itertuples()}
         lines = [r"% needs \usepackage{booktabs} and \usepackage{amssymb}", r"\begin{table}[t]", r"\centering",
-                 rf"\caption{{{GAMES[game].split(' (')[0]} AUC, mean $\pm$ half the 95\% bootstrap interval over "
+                 rf"\caption{{{latex_escape(_title(protocol, game, long=False))} AUC, mean $\pm$ half the 95\% bootstrap interval over "
                  r"images; $^\blacktriangle$/$^\blacktriangledown$: LA significantly better/worse (Wilcoxon, "
-                 rf"Holm, $p<{ALPHA}$).}}", rf"\label{{tab:{game}-ci}}",
+                 rf"Holm, $p<{ALPHA}$).}}", rf"\label{{tab:{game}-{protocol.replace('+', '-')}-ci}}",
                  r"\begin{tabular}{l" + "c" * len(methods) + "}", r"\toprule",
                  " & ".join(["Model"] + [latex_escape(display_name(m)) for m in methods]) + r" \\", r"\midrule"]
         found = _by_cell(part)

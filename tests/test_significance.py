@@ -73,9 +73,10 @@ def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
             row = paper_rows.loc[(method, game)]
             assert row["la_minus_method"] == pytest.approx(diff.mean())
             assert row["p_wilcoxon"] == pytest.approx(scipy.stats.wilcoxon(diff).pvalue)
-    for game in ("insertion", "deletion"):
-        part = versus[versus["game"] == game]
-        assert part["p_holm"].tolist() == pytest.approx(holm(part["p_wilcoxon"].tolist()))
+    for tag in ("m", "m-substrate_blur"):  # one Holm family per table: a game under one metric protocol
+        for game in ("insertion", "deletion"):
+            part = versus[(versus["game"] == game) & (versus["model"] == tag)]
+            assert len(part) == 2 and part["p_holm"].tolist() == pytest.approx(holm(part["p_wilcoxon"].tolist()))
     assert paper_rows.loc[("ig", "insertion"), "verdict"] == "better"
     assert paper_rows.loc[("ig", "deletion"), "verdict"] == "better"  # LA deletes faster: lower is better
     assert paper_rows.loc[("sm", "deletion"), "verdict"] == "n.s."
@@ -123,9 +124,11 @@ def test_statistics_render_in_markdown_latex_and_csv(hand_run):
     assert names == ["robustness.md", "robustness_m.png", "statistics.csv", "statistics.md", "statistics.tex"]
     la = paper["la"][0].mean()
     assert f"{la:.3f} [" in text and "▲" in text and "Kendall tau vs paper" in text
+    assert "Insertion (higher is better), the paper's metric: mean AUC" in text
+    assert "Deletion (lower is better), metric variant substrate_blur: mean AUC" in text
     assert "Headline, m, insertion: LA's mean relative improvement over 2 baselines +" in text
     tex = (folder / "tables" / "statistics.tex").read_text()
-    assert rf"${la:.3f} \pm " in tex and r"\blacktriangle" in tex and tex.count(r"\begin{tabular}") == 2
+    assert rf"${la:.3f} \pm " in tex and r"\blacktriangle" in tex and tex.count(r"\begin{tabular}") == 4
     table = pd.read_csv(folder / "tables" / "statistics.csv")
     assert {"mean", "ci_low", "ci_high", "la_minus_method", "p_wilcoxon", "p_holm", "verdict"} <= set(table.columns)
     assert len(table) == 2 * 3 * 2 + 2 * 2  # (model tag, method, game) cells + headlines
