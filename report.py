@@ -34,6 +34,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
+    parser.add_argument("--tables_only", action="store_true",
+                        help="compute nothing: the tables and README from what --out already holds")
     report.run(parser.parse_args(argv))
 
 

@@ -73,6 +73,7 @@ class Timings:
 def run(args, log=print):
     """Compute what is missing, then write the tables and <out>/README.md; returns the README's path."""
     methods, variants = plan(args)
+    args.tables_only = getattr(args, "tables_only", False)
     out = Path(args.out)
     check_output_folder(out, flag="--out")
     device = resolve_device(args.device)
@@ -84,6 +85,19 @@ def run(args, log=print):
     paths = {"attr_prefix": out / "attributions", "prefix": out / "scores", "csv_path": out / "results.csv"}
     timings = Timings(out / "timings.json")
     started = time.perf_counter()
+    if not args.tables_only:
+        compute(args, methods, variants, variant_images, paths, timings, log)
+    tables = out / "tables"
+    _, written = write_tables(paths["csv_path"], tables, all_methods=False, plots=True)
+    _, stats_written = write_statistics(paths["csv_path"], paths["prefix"], tables, plots=True)
+    readme = write_readme(args, methods, variants, variant_images, device, timings.seconds,
+                          time.perf_counter() - started, written + stats_written)
+    log(f"wrote {readme}")
+    return readme
+
+
+def compute(args, methods, variants, variant_images, paths, timings, log):
+    """The maps of every method and their scores under each protocol (what is on disk is kept)."""
     for method in methods:
         gen = attribution_parser().parse_args([*common_flags(args, method), "--limit", str(args.images), "--seed",
                                                str(args.seed), "--prefix", str(paths["attr_prefix"])])
@@ -96,13 +110,6 @@ def run(args, log=print):
                                            *[f"--{k}={v}" for k, v in paths.items()]])
             log(f"== scores ({name}, {n} images): {method}")
             timings.run(f"scores {name} {method}", lambda: scoring.run(ev))
-    tables = out / "tables"
-    _, written = write_tables(paths["csv_path"], tables, all_methods=False, plots=True)
-    _, stats_written = write_statistics(paths["csv_path"], paths["prefix"], tables, plots=True)
-    readme = write_readme(args, methods, variants, variant_images, device, timings.seconds,
-                          time.perf_counter() - started, written + stats_written)
-    log(f"wrote {readme}")
-    return readme
 
 
 def versions():

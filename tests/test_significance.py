@@ -164,6 +164,9 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch):
     load_script("report").main(argv)  # everything on disk: nothing recomputed
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
     assert before.count("maps la") == 1
+    load_script("report").main([*argv, "--methods", "la", "sm", "ig", "--tables_only"])  # computes nothing
+    assert not list((tmp_path / "rep" / "attributions").glob("*_ig_*"))
+    assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
 
 
 def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tmp_path, monkeypatch):
