@@ -12,8 +12,9 @@ outputs through it.
 Modes are opt-in changes of the numbers, in this order: amp, channels_last (speed modes; amp
 changes only the maps of methods whose registry entry says amp_maps), published (the published
 scripts' computation: it changes the maps of methods with a published variant and always the
-scores, whose ties it orders as NumPy did), then metric variants, which change the scores and
-never the maps.
+scores, whose ties it orders as NumPy did), fast (the same function made cheaper, labench.fast:
+float rounding moves maps and scores), then metric variants, which change the scores and never
+the maps.
 """
 from __future__ import annotations
 
