@@ -10,7 +10,9 @@
    first --timing_images images, rounds interleaved, best of each side.
 3. The AUC shift on the first --images images: the metric of the default sm maps and LA 10/10/10
    (maps and metric) under --fast against eager; LA's seed floor (eager with seed 1 against seed
-   0) measured in the same run. Per-image differences with a paired bootstrap 95% interval.
+   0) measured in the same run. Per-image differences with a paired bootstrap 95% interval. Each
+   run is cached in --out (`--runs` picks some, e.g. to split them over processes); the table
+   prints once all five exist.
 
 Prints Markdown for docs/PERFORMANCE.md. A benchmark, not a test: run it on a quiet machine.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -91,7 +94,31 @@ def aucs(records):
     return {game: curve_aucs(curves[:, k].T) for k, game in enumerate(("ins", "del"))}
 
 
-def shift_rows(eager, fast, images, label):
+# the AUC-shift runs: name -> (method whose maps are scored, model of the maps, model of the metric, seed)
+RUNS = {"sm eager": ("sm", "eager", "eager", 0), "sm fast metric": ("sm", "eager", "fast", 0),
+        "la eager": ("la", "eager", "eager", 0), "la fast": ("la", "fast", "fast", 0),
+        "la eager seed 1": ("la", "eager", "eager", 1)}
+
+
+def shift_run(name, models, images, folder):
+    """Per-image AUCs of one run, cached as <folder>/<name>.npz (resumable, one run per call)."""
+    path = folder / (name.replace(" ", "_") + ".npz")
+    if path.exists():
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    method, maps_model, metric_model, seed = RUNS[name]
+    labels = torch.zeros(len(images), dtype=torch.long)
+    if method == "la":
+        maps = la_maps(models[maps_model], images, seed=seed)
+    else:
+        maps = attribute(method, models[maps_model], images, labels)
+    result = aucs(scored_records(images, maps, models[metric_model], 4))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **result)
+    return result
+
+
+def shift_rows(eager, fast, label):
     """Markdown rows: per game, mean AUC both sides and the paired difference fast - eager."""
     rows = []
     for game in ("ins", "del"):
@@ -110,6 +137,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timing_images", type=int, default=2)
     parser.add_argument("--images", type=int, default=64, help="images of the AUC shift (0: skip it)")
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=None,
+                        help="compute only these AUC-shift runs (each cached in --out; the table prints when all exist)")
+    parser.add_argument("--out", default="bench_out/fast_pass", help="folder of the cached AUC-shift runs")
+    parser.add_argument("--skip_timing", action="store_true", help="only the AUC-shift runs")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = load_model(args.model, weights=args.weights)
@@ -117,6 +148,13 @@ def main(argv=None):
     models = variants(model, (3, 224, 224), compile_ok)
     print(f"{args.model}, {torch.get_num_threads()} threads; torch.compile: "
           f"{'measured' if compile_ok else 'skipped (no C/C++ compiler for the CPU inductor)'}\n")
+    images, _ = load_dataset(args.data_dir)
+    if not args.skip_timing:
+        print_timings(args, models, images)
+    shifts(args, model, models, images)
+
+
+def print_timings(args, models, images):
     costs = per_row_costs(models, args.rows, args.rounds)
     print("| model pass | rows per call | " + " | ".join(f"{n} ms/row" for n in models) + " | --fast / eager |")
     print("|" + " --- |" * (len(models) + 3))
@@ -125,29 +163,29 @@ def main(argv=None):
             cells = [f"{1000 * costs[(n, b, kind)]:.2f}" for n in models]
             ratio = costs[("fold+static pad (--fast)", b, kind)] / costs[("eager", b, kind)]
             print(f"| {kind} | {b} | " + " | ".join(cells) + f" | {ratio:.3f} |")
-    images, _ = load_dataset(args.data_dir)
     stages = stage_seconds({k: models[k] for k in ("eager", "fold+static pad (--fast)")},
                            images[: args.timing_images], max(2, args.rounds // 2))
     print("\n| stage | eager s/img | --fast s/img | --fast / eager |\n| --- | --- | --- | --- |")
     for stage in ("metric", "la 10/10/10"):
         e, f = stages[("eager", stage)], stages[("fold+static pad (--fast)", stage)]
         print(f"| {stage} | {e:.3f} | {f:.3f} | {f / e:.3f} |")
+
+
+def shifts(args, model, models, images):
     if args.images:
         x = images[: args.images]
-        fast = models["fold+static pad (--fast)"]
-        sm = attribute("sm", model, x, torch.zeros(len(x), dtype=torch.long))
-        rows = shift_rows(aucs(scored_records(x, sm, model, 4)), aucs(scored_records(x, sm, fast, 4)), x,
-                          "metric of the eager sm maps")
-        eager_la, eager_scores = la_maps(model, x), None
-        eager_scores = aucs(scored_records(x, eager_la, model, 4))
-        fast_scores = aucs(scored_records(x, la_maps(fast, x), fast, 4))
-        seed_scores = aucs(scored_records(x, la_maps(model, x, seed=1), model, 4))
-        rows += shift_rows(eager_scores, fast_scores, x, "LA 10/10/10: --fast vs eager")
-        rows += shift_rows(eager_scores, seed_scores, x, "LA 10/10/10 floor: eager seed 1 vs seed 0")
-        print(f"\nAUC shift on the first {len(x)} images (paired bootstrap 95% interval over images)\n")
-        print("| what | game | eager AUC | other AUC | other - eager [95% CI] | max abs per image |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        print("\n".join(rows))
+        runs = {}
+        for name in args.runs or RUNS:
+            runs[name] = shift_run(name, {"eager": model, "fast": models["fold+static pad (--fast)"]}, x,
+                                   Path(args.out))
+        if set(runs) == set(RUNS):
+            print(f"\nAUC shift on the first {len(x)} images (paired bootstrap 95% interval over images)\n")
+            print("| what | game | eager AUC | other AUC | other - eager [95% CI] | max abs per image |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            print("\n".join(shift_rows(runs["sm eager"], runs["sm fast metric"], "metric of the eager sm maps, --fast")
+                            + shift_rows(runs["la eager"], runs["la fast"], "LA 10/10/10 maps and metric, --fast")
+                            + shift_rows(runs["la eager"], runs["la eager seed 1"],
+                                         "LA 10/10/10 floor: eager, seed 1 vs seed 0")))
 
 
 if __name__ == "__main__":
