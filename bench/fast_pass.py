@@ -97,7 +97,7 @@ def aucs(records):
 # the AUC-shift runs: name -> (method whose maps are scored, model of the maps, model of the metric, seed)
 RUNS = {"sm eager": ("sm", "eager", "eager", 0), "sm fast metric": ("sm", "eager", "fast", 0),
         "la eager": ("la", "eager", "eager", 0), "la fast": ("la", "fast", "fast", 0),
-        "la eager seed 1": ("la", "eager", "eager", 1)}
+        "la eager seed 1": ("la", "eager", "eager", 1), "sm compiled metric": ("sm", "eager", "compiled", 0)}
 
 
 def shift_run(name, models, images, folder):
@@ -176,16 +176,19 @@ def shifts(args, model, models, images):
         x = images[: args.images]
         runs = {}
         for name in args.runs or RUNS:
-            runs[name] = shift_run(name, {"eager": model, "fast": models["fold+static pad (--fast)"]}, x,
-                                   Path(args.out))
-        if set(runs) == set(RUNS):
+            runs[name] = shift_run(name, {"eager": model, "fast": models["fold+static pad (--fast)"],
+                                          "compiled": models.get("--fast + torch.compile")}, x, Path(args.out))
+        if set(runs) >= set(RUNS) - {"sm compiled metric"}:
             print(f"\nAUC shift on the first {len(x)} images (paired bootstrap 95% interval over images)\n")
             print("| what | game | eager AUC | other AUC | other - eager [95% CI] | max abs per image |")
             print("| --- | --- | --- | --- | --- | --- |")
             print("\n".join(shift_rows(runs["sm eager"], runs["sm fast metric"], "metric of the eager sm maps, --fast")
                             + shift_rows(runs["la eager"], runs["la fast"], "LA 10/10/10 maps and metric, --fast")
                             + shift_rows(runs["la eager"], runs["la eager seed 1"],
-                                         "LA 10/10/10 floor: eager, seed 1 vs seed 0")))
+                                         "LA 10/10/10 floor: eager, seed 1 vs seed 0")
+                            + (shift_rows(runs["sm eager"], runs["sm compiled metric"],
+                                          "metric of the eager sm maps, --fast compiled (eval.py on >= 45 images)")
+                               if "sm compiled metric" in runs else [])))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ images, and a model whose copy disagrees is refused with the reason, never used.
 from __future__ import annotations
 
 import copy
+import shutil
 
 import torch
 import torch.nn as nn
@@ -138,3 +139,28 @@ def check_same_function(model, fast, image_shape, n=2, seed=0):
     if not worst <= TOLERANCE * float(expected.abs().max()):
         raise UserError(f"--fast changed this model's logits by up to {worst:.3g} (a BatchNorm whose convolution "
                         "output is also used elsewhere?); run without --fast")
+
+
+# Forward rows a run must make before compiling pays: inductor took 1-1.5 min per input shape on
+# this project's 2-core CPU and then saved ~5 ms per forward row (docs/PERFORMANCE.md, --fast).
+COMPILE_MIN_ROWS = 20_000
+
+
+def compiled_for_inference(model, example_shape, rows):
+    """(model, note): under --fast, the model that only runs forwards (the metric) compiled with
+    torch.compile where it pays: at least COMPILE_MIN_ROWS forward rows, a C compiler present for
+    the CPU inductor, and a warm-up call of `example_shape` that succeeds; otherwise the model
+    itself and a note saying why. Forward+backward passes stay uncompiled: compiled, they ran
+    twice as slow on the CPU."""
+    if rows < COMPILE_MIN_ROWS:
+        return model, None
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("cc", "gcc", "clang")):
+        return model, "note: --fast found no C compiler for torch.compile on the CPU; the metric runs uncompiled"
+    try:
+        compiled = torch.compile(model, dynamic=False)
+        with torch.inference_mode():
+            compiled(torch.zeros(example_shape, device=device))
+    except Exception as err:  # a missing toolchain or an unsupported op surfaces at the first call
+        return model, f"note: --fast could not compile the model ({type(err).__name__}); the metric runs uncompiled"
+    return compiled, "note: --fast compiled the metric's model with torch.compile"

@@ -121,3 +121,36 @@ def test_every_method_gives_the_same_maps_on_the_fast_copy():
         # LA and AGI follow signs of tiny gradients and may amplify rounding (the guide's r = 0.94
         # floor between two kernel layouts); the sign-free methods stay at float tolerance
         assert r > (0.9 if method in ("la", "agi") else 0.9999), (method, r)
+
+
+def test_the_metric_compiles_only_where_it_pays_and_falls_back_with_a_note(monkeypatch):
+    import shutil
+
+    from labench import fast as fast_module
+
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()).eval()
+    calls = []
+
+    def fake_compile(module, **kwargs):
+        calls.append(kwargs)
+        return lambda x: module(x) + 0
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    shape, many = (4, 3, 8, 8), fast_module.COMPILE_MIN_ROWS
+    assert fast_module.compiled_for_inference(model, shape, many - 1) == (model, None) and calls == []
+    compiled, note = fast_module.compiled_for_inference(model, shape, many)
+    assert calls == [{"dynamic": False}] and compiled is not model and "compiled" in note
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert fast_module.compiled_for_inference(model, shape, many) == (
+        model, "note: --fast found no C compiler for torch.compile on the CPU; the metric runs uncompiled")
+    monkeypatch.undo()
+
+    def failing_compile(module, **kwargs):
+        def run(x):
+            raise RuntimeError("inductor failed")
+        return run
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/cc")
+    kept, note = fast_module.compiled_for_inference(model, shape, many)
+    assert kept is model and "could not compile the model (RuntimeError)" in note
