@@ -90,6 +90,14 @@ def perturbation_ranks(maps: torch.Tensor, order: str = "channel", ties: str = "
     return _rank_of(_numpy_descending_order(flat).to(flat.device))
 
 
+def perturbation_steps(maps: torch.Tensor, order: str = "channel", ties: str = "stable",
+                       n_steps: int = N_STEPS) -> torch.Tensor:
+    """step[i, j] = the step at which unit j of image i is moved (1-based: moved in step s and
+    after). Two tie orders give the same curves wherever they give the same steps."""
+    units = maps[0, 0].numel() if order == "pixel" else maps[0].numel()
+    return perturbation_ranks(maps, order, ties) // math.ceil(units / n_steps) + 1
+
+
 def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
     """[size, size] float32: the RISE evaluation's kernel, a unit impulse at the centre of a
     size x size grid smoothed by a Gaussian filter of `sigma` (radius 4 sigma, reflecting at the

@@ -42,3 +42,23 @@ def test_speed_modes_reports_the_shift_of_each_mode(tmp_path):
                                                    ("ig", "fp32", "fp32"), ("ig", "amp", "bf16")]
     assert cells[0][8] == "+0.0000 / +0.0000"
     assert not (tmp_path / "results.csv").exists()  # everything went to a temporary folder
+
+
+def test_published_effect_compares_each_mode_and_the_tie_order(tmp_path):
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(4, size=64), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1, 2, 3, 4]), tmp_path / "data" / "label_batch.pt")
+    out = run_bench("published_effect.py", "--images", 4, "--methods", "eg", "--data_dir", tmp_path / "data",
+                    "--out", tmp_path / "out", "--device", "cpu", cwd=tmp_path)
+    rows = table_rows(out)
+    # comparison | ins A | ins B | ins B - A | del A | del B | del B - A | median r of maps
+    published = rows["eg: default -> --published"]
+    assert published[2] != published[1]  # the published gather: one map per group of 4, explaining classes 0..3
+    (ties_label,) = [label for label in rows if label.startswith("eg default maps: ties")]
+    rescored = int(ties_label.split("(")[1].split()[0])
+    assert rescored <= 4 and ties_label.endswith("of 4 images re-scored)")
+    ties = rows[ties_label]
+    assert ties[1] == published[1]  # A: the default maps' own scores
+    if rescored == 0:
+        assert ties[2] == ties[1] and ties[5] == ties[4]
+    assert (tmp_path / "out" / "ties").is_dir()

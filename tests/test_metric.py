@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import make_images, make_tiny_cnn
-from saliency.metric import InsertionDeletion, auc, descending_rank
+from saliency.metric import InsertionDeletion, auc, descending_rank, perturbation_steps
 from saliency import probability_model
 
 
@@ -47,6 +47,32 @@ def test_rank_follows_numpy_flip_of_stable_argsort():
     for m, r in zip(maps.numpy(), rank.numpy()):
         order = np.flip(np.argsort(m.ravel(), kind="stable"))
         np.testing.assert_array_equal(np.argsort(r), order)
+
+
+@pytest.mark.parametrize("order", ["channel", "pixel"])
+def test_curves_of_two_tie_orders_differ_exactly_where_their_steps_do(order):
+    """The shortcut bench/published_effect.py takes: same steps, bitwise the same curves."""
+    model = probability_model(make_tiny_cnn())
+    images = make_images(4, size=10)
+    maps = torch.randn(images.shape, generator=torch.Generator().manual_seed(3))
+    maps[1:3] = tied_maps((2, *images.shape[1:]), 4)  # images 1 and 2 tied across step boundaries
+    same = [torch.equal(*(perturbation_steps(maps[i:i + 1], order, ties) for ties in ("stable", "numpy")))
+            for i in range(4)]
+    assert same == [True, False, False, True]
+    curves = {ties: InsertionDeletion(model, batch_size=225, order=order, ties=ties).curves(images, maps)
+              for ties in ("stable", "numpy")}
+    for game in ("ins", "del"):
+        differs = (curves["stable"][game] != curves["numpy"][game]).any(0).tolist()
+        assert differs == [not s for s in same]
+
+
+def test_perturbation_steps_count_the_moved_units():
+    maps = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    steps = perturbation_steps(maps)
+    for k in (0, 1, 100, 224):
+        assert ((steps <= k).sum(1) == min(672 * k, 150528)).all()
+    pixel = perturbation_steps(maps[:, :, :20, :20], order="pixel")  # 400 pixels, 2 per step
+    assert pixel.shape == (2, 400) and ((pixel <= 3).sum(1) == 6).all()
 
 
 @pytest.mark.parametrize("batch_size", [1, 37, 1000])
