@@ -10,7 +10,7 @@ order moves some value into another step are re-scored (saliency.metric.perturba
 others' curves are the default's. It prints one Markdown row
 per comparison: insertion and deletion AUC of both sides, their difference (B - A) with a paired
 bootstrap 95% interval over images (labench.stats.paired_comparison on per-image AUCs), and for
-the maps the median per-image Pearson r between default and published maps.
+the maps the median and minimum per-image Pearson r between default and published maps.
 
 Resumable: the scripts' outputs live in --out (maps, scores, results.csv) and are reused, as are
 the tie-order curves (<out>/ties). A benchmark, not a test.
@@ -92,23 +92,34 @@ def per_image_auc(scores, game):
     return np.asarray(scores[f"{game}_auc"], dtype=np.float64)
 
 
-def median_pearson(a_path, b_path):
-    """Median over images of Pearson r between two map sets (NaN where a map is constant)."""
+def map_pearson(a_path, b_path):
+    """'median / min' over images of Pearson r between two map sets; constant maps have no r."""
     a, b = np.load(a_path), np.load(b_path)
     rs = np.array([np.corrcoef(x.ravel(), y.ravel())[0, 1] if x.std() > 0 and y.std() > 0 else np.nan
                    for x, y in zip(a.astype(np.float64), b.astype(np.float64))])
-    return float(np.nanmedian(rs)) if not np.isnan(rs).all() else float("nan")
+    defined = rs[~np.isnan(rs)]
+    if defined.size == 0:
+        return f"- (all {len(rs)} pairs have a constant map)"
+    text = f"{np.median(defined):.3f} / {defined.min():.3f}"
+    if defined.size < len(rs):
+        text += f" ({len(rs) - defined.size} of {len(rs)} pairs have a constant map)"
+    return text
 
 
-def row(label, a, b, r=None):
+def signed(x):
+    """+0.0123, or +2.1e-07 where four decimals would round a nonzero difference to zero."""
+    return f"{x:+.1e}" if x != 0 and abs(x) < 5e-5 else f"{x:+.4f}"
+
+
+def row(label, a, b, r="-"):
     """One Markdown row comparing scores a (reference) and b."""
     cells = [label]
     for game in ("ins", "del"):
         x, y = per_image_auc(a, game), per_image_auc(b, game)
         diff = paired_comparison(y, x)
         cells += [f"{x.mean():.4f}", f"{y.mean():.4f}",
-                  f"{diff['mean_diff']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"]
-    cells.append("-" if r is None else f"{r:.3f}")
+                  f"{signed(diff['mean_diff'])} [{signed(diff['low'])}, {signed(diff['high'])}]"]
+    cells.append(r)
     return "| " + " | ".join(cells) + " |"
 
 
@@ -126,13 +137,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     lines = [f"{args.model}, first {args.images} images; B - A with a paired bootstrap 95% interval over images",
-             "", "| comparison (A -> B) | ins A | ins B | ins B - A | del A | del B | del B - A | median r of maps |",
+             "", "| comparison (A -> B) | ins A | ins B | ins B - A | del A | del B | del B - A | r of maps: median / min |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method in args.methods:
         default_maps, default_scores = run_mode(args, method, False)
         published_maps, published_scores = run_mode(args, method, True)
         lines.append(row(f"{method}: default -> --published", default_scores, published_scores,
-                         median_pearson(default_maps, published_maps)))
+                         map_pearson(default_maps, published_maps)))
         maps = torch.from_numpy(np.load(default_maps)[: args.images])
         moved = [i for i in range(len(maps)) if tie_order_moves_a_step(maps[i])]
         ties = numpy_tie_scores(args, method, default_maps, moved)

@@ -1,7 +1,9 @@
 """The benchmarks run, and count what they claim to count (timings themselves are not tested)."""
+import importlib.util
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
 from conftest import ROOT, make_images
@@ -51,7 +53,7 @@ def test_published_effect_compares_each_mode_and_the_tie_order(tmp_path):
     out = run_bench("published_effect.py", "--images", 4, "--methods", "eg", "--data_dir", tmp_path / "data",
                     "--out", tmp_path / "out", "--device", "cpu", cwd=tmp_path)
     rows = table_rows(out)
-    # comparison | ins A | ins B | ins B - A | del A | del B | del B - A | median r of maps
+    # comparison | ins A | ins B | ins B - A | del A | del B | del B - A | r of maps: median / min
     published = rows["eg: default -> --published"]
     assert published[2] != published[1]  # the published gather: one map per group of 4, explaining classes 0..3
     (ties_label,) = [label for label in rows if label.startswith("eg default maps: ties")]
@@ -62,3 +64,30 @@ def test_published_effect_compares_each_mode_and_the_tie_order(tmp_path):
     if rescored == 0:
         assert ties[2] == ties[1] and ties[5] == ties[4]
     assert (tmp_path / "out" / "ties").is_dir()
+
+
+def load_bench(script):
+    spec = importlib.util.spec_from_file_location(script, ROOT / "bench" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_published_effect_writes_tiny_differences_so_they_do_not_read_as_zero():
+    signed = load_bench("published_effect").signed
+    assert [signed(x) for x in (0.01234, -0.00051, 2.1e-7, -4.9e-5, 0.0)] == [
+        "+0.0123", "-0.0005", "+2.1e-07", "-4.9e-05", "+0.0000"]
+
+
+def test_published_effect_pearson_names_the_constant_maps(tmp_path):
+    map_pearson = load_bench("published_effect").map_pearson
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 3, 4, 4))
+    b = a.copy()
+    b[1] = -a[1]  # r = -1
+    b[2] = 0.0    # constant: no r
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    assert map_pearson(tmp_path / "a.npy", tmp_path / "b.npy") == "0.000 / -1.000 (1 of 3 pairs have a constant map)"
+    np.save(tmp_path / "c.npy", np.zeros_like(a))
+    assert map_pearson(tmp_path / "a.npy", tmp_path / "c.npy") == "- (all 3 pairs have a constant map)"
