@@ -117,6 +117,22 @@ def test_robustness_ranks_on_shared_images_and_kendall_tau(hand_run):
     assert entry["ins_vs_del"]["paper"][0] == pytest.approx(expected.statistic)
 
 
+def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the_tables(hand_run):
+    folder, paper, _ = hand_run
+    pixel = OutputId.make("m", "la", modes=("order_pixel",))
+    scores_file(folder / "scores", pixel, paper["la"][0][:5], paper["la"][1][:5])
+    upsert_csv_row(folder / "results.csv", {**pixel.csv_key(), "insertion": 0.5, "deletion": 0.1})
+    df = significance.load_results(folder / "results.csv")
+    chosen = {tag: (20, 20, 20) for tag in ("m", "m-substrate_blur", "m-order_pixel")}
+    entry = significance.rankings(significance.collect(df, folder / "scores", chosen))["m"]
+    assert entry["n"] == 5 and entry["protocols"] == ["paper", "order_pixel", "substrate_blur"]
+    assert np.isnan(entry["tau"]["insertion"]["order_pixel"]).all()
+    assert np.isnan(entry["ins_vs_del"]["order_pixel"]).all()
+    assert entry["tau"]["insertion"]["substrate_blur"][0] == pytest.approx(1 / 3)
+    text = significance.robustness_markdown({"m": entry})
+    assert text.count("- (fewer than 2 methods)") == 3  # two games' tau and the insertion-vs-deletion row
+
+
 def test_statistics_render_in_markdown_latex_and_csv(hand_run):
     folder, paper, _ = hand_run
     text, written = significance.write_statistics(folder / "results.csv", folder / "scores", folder / "tables")
