@@ -255,7 +255,8 @@ def statistics_markdown(cells, versus, heads, digits=3):
                          + markdown(["Model", "method", "images", "LA - method [95% CI]", "p (Wilcoxon)", "p (Holm)",
                                      "LA is"], lines))
         for r in heads[(heads["game"] == game) & heads["model"].isin(models)].itertuples():
-            parts.append(f"Headline, {r.model}, {game}: LA's mean relative improvement over {r.baselines} baselines "
+            baselines = f"{r.baselines} baseline" + ("s" if r.baselines != 1 else "")
+            parts.append(f"Headline, {r.model}, {game}: LA's mean relative improvement over {baselines} "
                          f"{100 * r.relative_improvement:+.1f}% [95% CI {100 * r.ci_low:+.1f}%, "
                          f"{100 * r.ci_high:+.1f}%] ({r.n} images).")
     return "\n\n".join(parts)
