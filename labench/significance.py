@@ -322,6 +322,9 @@ def robustness_markdown(ranked, digits=3):
     return "\n\n".join(parts)
 
 
+MARKERS = "osD^vP<X>*hp"
+
+
 def robustness_figure(base, entry, path):
     """Rank of every method (1 = best) under each protocol, insertion left and deletion right."""
     import matplotlib
@@ -333,9 +336,9 @@ def robustness_figure(base, entry, path):
     fig, axes = plt.subplots(1, 2, figsize=(3.2 + 1.5 * len(names), 5.2), squeeze=False)
     for ax, game in zip(axes[0], GAME_KEYS):
         ranks = entry["ranks"][game]
-        for method in ranks.index:
-            ax.plot(range(len(names)), ranks.loc[method], marker="o", linewidth=2.2 if method == LEAD else 1,
-                    label=display_name(method))
+        for i, method in enumerate(ranks.index):  # ten colours, so a marker each keeps twelve lines apart
+            ax.plot(range(len(names)), ranks.loc[method], marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                    linewidth=2.2 if method == LEAD else 1, label=display_name(method))
         ax.set_xticks(range(len(names)), [p.replace("+", "\n") for p in names], fontsize=8)
         ax.set_ylim(len(ranks.index) + 0.5, 0.5)
         ax.set_ylabel("rank (1 = best)")
