@@ -174,28 +174,24 @@ def rankings(per_image: PerImage) -> dict:
             entry["ranks"][game] = means.rank(ascending=not HIGHER_IS_BETTER[game], method="min")
             for protocol in names[1:]:
                 both = means[[PAPER, protocol]].dropna()
-                entry["tau"][game][protocol] = _agreement(both[PAPER].to_dict(), both[protocol].to_dict(),
-                                                          HIGHER_IS_BETTER[game])
+                entry["tau"][game][protocol] = rank_agreement(both[PAPER].to_dict(), both[protocol].to_dict(),
+                                                              HIGHER_IS_BETTER[game])
         for protocol in names:
             ins, dele = (entry["means"][g][protocol].dropna().to_dict() for g in GAME_KEYS)
-            entry["ins_vs_del"][protocol] = _agreement(ins, dele, (True, False))
+            entry["ins_vs_del"][protocol] = rank_agreement(ins, dele, (True, False))
         result[base] = entry
     return result
 
 
-def _agreement(scores_a, scores_b, higher_is_better):
-    """rank_agreement, or (nan, nan) while fewer than two methods are scored under both (a variant
-    still being computed)."""
-    if len(set(scores_a) & set(scores_b)) < 2:
-        return float("nan"), float("nan")
-    return rank_agreement(scores_a, scores_b, higher_is_better)
-
-
-def _tau_text(tau_p, with_p_label=True):
+def _tau_cells(tau_p):
+    """(tau, p) as two cells; '-' where fewer than two methods were scored under both protocols."""
     tau, p = tau_p
-    if np.isnan(tau):
-        return "- (fewer than 2 methods)"
-    return f"{tau:.2f} (p={p:.2g})" if with_p_label else f"{tau:.2f}"
+    return ("- (fewer than 2 methods)", "-") if np.isnan(tau) else (f"{tau:.2f}", f"{p:.2g}")
+
+
+def _tau_text(tau_p):
+    tau, p = _tau_cells(tau_p)
+    return tau if p == "-" else f"{tau} (p={p})"
 
 
 # ---------------------------------------------------------------- rendering
@@ -317,8 +313,7 @@ def robustness_markdown(ranked, digits=3):
                          f"{entry['n']} images, scored under every protocol\n\n" + markdown(header, rows))
         agree = entry["ins_vs_del"]
         parts.append(f"**{base}: insertion vs deletion ranking agreement** (Kendall tau, p)\n\n" + markdown(
-            ["protocol", "tau", "p"], [[p, _tau_text(agree[p], False), "-" if np.isnan(agree[p][1]) else
-                                        f"{agree[p][1]:.2g}"] for p in names]))
+            ["protocol", "tau", "p"], [[p, *_tau_cells(agree[p])] for p in names]))
     return "\n\n".join(parts)
 
 

@@ -139,12 +139,13 @@ def rank_agreement(scores_a: dict, scores_b: dict, higher_is_better=True) -> tup
 
     higher_is_better: one bool for both tables, or a pair (a's, b's), e.g. (True, False) to compare
     an insertion ranking with a deletion one. A bool for both does not change tau: the rankings
-    flip together.
+    flip together. Fewer than two shared methods have no ranking to compare: (nan, nan), as scipy
+    answers for a degenerate sample (a report whose variant is still being scored).
     """
     a_higher, b_higher = higher_is_better if isinstance(higher_is_better, tuple) else (higher_is_better,) * 2
     common = sorted(set(scores_a) & set(scores_b))
     if len(common) < 2:
-        raise ValueError(f"rank agreement needs two or more shared methods, got {common}")
+        return float("nan"), float("nan")
     rank_a = stats.rankdata([-scores_a[m] if a_higher else scores_a[m] for m in common])
     rank_b = stats.rankdata([-scores_b[m] if b_higher else scores_b[m] for m in common])
     result = stats.kendalltau(rank_a, rank_b)

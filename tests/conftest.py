@@ -84,11 +84,11 @@ def call_script(name, argv, capsys):
 
 
 def load_script(name):
-    """A top-level script (generate_pt, generate_attributions, eval, plot, tables) as a module,
+    """A script (generate_pt, generate_attributions, eval, plot, tables, bench/<name>) as a module,
     loaded from its file: scripts are not importable packages, and tests call their main()."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"script_{name.replace('/', '_')}", ROOT / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,12 +1,11 @@
 """The benchmarks run, and count what they claim to count (timings themselves are not tested)."""
-import importlib.util
 import subprocess
 import sys
 
 import numpy as np
 import torch
 
-from conftest import ROOT, make_images
+from conftest import ROOT, load_script, make_images
 
 
 def run_bench(script, *args, cwd):
@@ -66,21 +65,14 @@ def test_published_effect_compares_each_mode_and_the_tie_order(tmp_path):
     assert (tmp_path / "out" / "ties").is_dir()
 
 
-def load_bench(script):
-    spec = importlib.util.spec_from_file_location(script, ROOT / "bench" / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_published_effect_writes_tiny_differences_so_they_do_not_read_as_zero():
-    signed = load_bench("published_effect").signed
+    signed = load_script("bench/published_effect").signed
     assert [signed(x) for x in (0.01234, -0.00051, 2.1e-7, -4.9e-5, 0.0)] == [
         "+0.0123", "-0.0005", "+2.1e-07", "-4.9e-05", "+0.0000"]
 
 
 def test_published_effect_pearson_names_the_constant_maps(tmp_path):
-    map_pearson = load_bench("published_effect").map_pearson
+    map_pearson = load_script("bench/published_effect").map_pearson
     rng = np.random.default_rng(0)
     a = rng.normal(size=(3, 3, 4, 4))
     b = a.copy()
