@@ -13,6 +13,7 @@ import argparse
 
 from labench import report
 from labench.errors import run_cli
+from labench.identity import metric_variants
 from labench.models import DEFAULT_MODEL
 from saliency import PAPER_ORDER
 
@@ -26,8 +27,8 @@ def main(argv=None):
     parser.add_argument("--variant_images", type=int, default=None,
                         help="the metric variants score only the first V images (default: all N)")
     parser.add_argument("--methods", nargs="+", default=None, help=f"default: all twelve ({' '.join(PAPER_ORDER)})")
-    parser.add_argument("--variants", nargs="*", default=list(report.VARIANTS),
-                        help=f"metric variants to run, of {', '.join(report.VARIANTS)} (none: --variants)")
+    parser.add_argument("--variants", nargs="*", default=list(metric_variants()),
+                        help=f"metric variants to run, of {', '.join(metric_variants())} (none: --variants)")
     parser.add_argument("--spatial_range", type=int, default=20)
     parser.add_argument("--max_iter", type=int, default=20)
     parser.add_argument("--sampling_times", type=int, default=20)
@@ -36,7 +37,13 @@ def main(argv=None):
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
     parser.add_argument("--tables_only", action="store_true",
                         help="compute nothing: the tables and README from what --out already holds")
-    report.run(parser.parse_args(argv))
+    flags = parser.parse_args(argv)
+    report.run(report.Request(
+        model=flags.model, weights=flags.weights, data_dir=flags.data_dir, images=flags.images,
+        variant_images=flags.variant_images, methods=tuple(flags.methods or ()), variants=tuple(flags.variants),
+        settings=(("spatial_range", flags.spatial_range), ("max_iter", flags.max_iter),
+                  ("sampling_times", flags.sampling_times)),
+        seed=flags.seed, device=flags.device, out=flags.out, tables_only=flags.tables_only))
 
 
 if __name__ == "__main__":

@@ -24,33 +24,32 @@ import numpy as np
 import torch
 
 from labench import attributions, scoring
-from labench.cli import attribution_parser, eval_parser, load_inputs, output_id
+from labench.cli import load_inputs, output_id
 from labench.errors import run_cli
 from labench.files import save_npz
+from labench.run import Run
 from labench.stats import paired_comparison
 from saliency.metric import perturbation_steps
 
 METHODS = ("la", "agi", "deeplift", "eg")
 
 
-def script_args(args, method, published):
-    """(generate_attributions args, eval.py args) of one method and mode."""
-    common = ["--model", args.model, "--attr_method", method, "--data_dir", args.data_dir, "--limit", str(args.images),
-              "--device", args.device, "--spatial_range", str(args.spatial_range), "--max_iter", str(args.max_iter),
-              "--sampling_times", str(args.sampling_times), *(["--published"] if published else [])]
+def method_run(args, method, published):
+    """The run value of one method and mode (what generate_attributions.py and eval.py do)."""
     out = Path(args.out)
-    gen = attribution_parser().parse_args([*common, "--prefix", str(out / "attributions")])
-    ev = eval_parser().parse_args([*common, "--attr_prefix", str(out / "attributions"), "--prefix",
-                                   str(out / "scores"), "--csv_path", str(out / "results.csv")])
-    return gen, ev
+    return Run(model=args.model, method=method, data_dir=args.data_dir, limit=args.images, device=args.device,
+               params={"spatial_range": args.spatial_range, "max_iter": args.max_iter,
+                       "sampling_times": args.sampling_times},
+               modes=("published",) if published else (), maps_dir=out / "attributions", scores_dir=out / "scores",
+               csv_path=out / "results.csv")
 
 
 def run_mode(args, method, published):
-    """Maps and scores of one mode (the scripts skip what exists): (maps path, scores dict)."""
-    gen, ev = script_args(args, method, published)
-    attributions.run(gen)
-    scoring.run(ev)
-    return Path(gen.prefix) / output_id(gen).maps_file, scoring.load_scores(Path(ev.prefix) / output_id(ev).scores_file)
+    """Maps and scores of one mode (the jobs skip what exists): (maps path, scores dict)."""
+    run = method_run(args, method, published)
+    attributions.run(run)
+    scoring.run(run)
+    return Path(run.maps_dir) / output_id(run).maps_file, scoring.load_scores(Path(run.scores_dir) / output_id(run).scores_file)
 
 
 def numpy_tie_scores(args, method, maps_path, moved):
@@ -59,8 +58,7 @@ def numpy_tie_scores(args, method, maps_path, moved):
     path = Path(args.out) / "ties" / (maps_path.name.removesuffix("_attributions.npy") + "_numpy-ties_scores.npz")
     if path.exists():
         return scoring.load_scores(path)
-    _, ev = script_args(args, method, False)
-    images, _, model, _ = load_inputs(ev)
+    images, _, model, _ = load_inputs(method_run(args, method, False))
     maps = torch.from_numpy(np.load(maps_path)[: len(images)])
     records = default_records(args, method)
     if moved:  # only where the tie order changes a step's set of units can a curve change
@@ -80,8 +78,8 @@ def tie_order_moves_a_step(single_map) -> bool:
 
 def default_records(args, method):
     """The default (stable ties) curves and classes of the default maps, as scoring RECORDs."""
-    _, ev = script_args(args, method, False)
-    scores = scoring.load_scores(Path(ev.prefix) / output_id(ev).scores_file)
+    run = method_run(args, method, False)
+    scores = scoring.load_scores(Path(run.scores_dir) / output_id(run).scores_file)
     records = np.empty(len(scores["classes"]), scoring.RECORD)
     records["curves"] = np.stack([scores["ins_curve"].T, scores["del_curve"].T], axis=1)
     records["class"] = scores["classes"]

@@ -24,34 +24,24 @@ from pathlib import Path
 import numpy as np
 
 from labench import attributions, scoring
-from labench.cli import attribution_parser, eval_parser
-from labench.identity import OutputId
-from labench.models import weights_tag
+from labench.run import Run
 from saliency import saliency_zoo
 
-MODES = {"fp32": [], "amp": ["--amp"], "channels_last": ["--channels_last"],
-         "amp+channels_last": ["--amp", "--channels_last"]}
+MODES = {"fp32": (), "amp": ("amp",), "channels_last": ("channels_last",), "amp+channels_last": ("amp", "channels_last")}
 BOUND = 0.005
 
 
-def run_mode(flags, common, folder):
-    """(attribution seconds, scoring seconds, scores folder) of one mode."""
-    with contextlib.redirect_stdout(sys.stderr):  # the scripts' messages stay out of the table
+def run_mode(run, folder):
+    """(attribution seconds, scoring seconds, scores file) of one mode's run."""
+    run = dataclasses.replace(run, maps_dir=folder / "attributions", scores_dir=folder / "scores",
+                              csv_path=folder / "results.csv")
+    with contextlib.redirect_stdout(sys.stderr):  # the jobs' messages stay out of the table
         start = time.perf_counter()
-        attributions.run(attribution_parser().parse_args([*common, *flags, "--prefix", str(folder / "attributions")]))
+        attributions.run(run)
         middle = time.perf_counter()
-        scoring.run(eval_parser().parse_args([*common, *flags, "--attr_prefix", str(folder / "attributions"),
-                                              "--prefix", str(folder / "scores"),
-                                              "--csv_path", str(folder / "results.csv")]))
+        scoring.run(run)
         end = time.perf_counter()
-    return middle - start, end - middle, folder / "scores"
-
-
-def scoring_id(args, method, flags):
-    """The identity of the scores one mode writes (labench.identity, as eval.py names them)."""
-    modes = [flag.removeprefix("--") for flag in flags]
-    params = {"spatial_range": args.spatial_range, "max_iter": args.max_iter, "sampling_times": args.sampling_times}
-    return OutputId.make(args.model, method, weights_tag(args.weights), params, modes)
+    return middle - start, end - middle, Path(run.scores_dir) / run.output_id.scores_file
 
 
 def main():
@@ -79,19 +69,15 @@ def main():
 
 
 def measure(args, method):
-    common = ["--model", args.model, "--weights", args.weights, "--attr_method", method,
-              "--spatial_range", args.spatial_range, "--max_iter", args.max_iter,
-              "--sampling_times", args.sampling_times, "--data_dir", args.data_dir, "--device", args.device]
-    if args.limit:
-        common += ["--limit", args.limit]
-    common = [str(a) for a in common]
+    base_run = Run(model=args.model, weights=args.weights, method=method, data_dir=args.data_dir, limit=args.limit or None,
+                   device=args.device, params={"spatial_range": args.spatial_range, "max_iter": args.max_iter,
+                                               "sampling_times": args.sampling_times})
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ["fp32", *[m for m in args.modes if m != "fp32"]]:
-            flags = MODES[mode]
-            attr_s, score_s, scores = run_mode(flags, common, Path(tmp) / mode.replace("+", "-"))
-            out = scoring_id(args, method, flags)
-            with np.load(scores / out.scores_file) as data:
+            run = dataclasses.replace(base_run, modes=MODES[mode])
+            attr_s, score_s, scores = run_mode(run, Path(tmp) / mode.replace("+", "-"))
+            with np.load(scores) as data:
                 rows[mode] = (attr_s, score_s, float(data["ins"]), float(data["del"]))
 
     base = rows["fp32"]

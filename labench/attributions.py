@@ -16,13 +16,13 @@ from tqdm import tqdm
 from saliency import attribute
 from saliency.core.common import predict
 
-from .cli import (bf16_maps, default_batch_size, load_inputs, method_of, method_params, output_id, published_batch_size,
-                  published_group)
+from .cli import bf16_maps, default_batch_size, load_inputs, method_of, output_id, published_batch_size, published_group
 from .errors import UserError
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .models import exact_model
 from .files import check_output_folder, save_npy
+from .run import Run
 
 
 def existing_output_matches(path: Path, n: int) -> bool:
@@ -42,43 +42,43 @@ def chunk_size(batch_size, minimum=16):
     return batch_size * max(1, -(-minimum // batch_size))
 
 
-def run(args):
-    """Write the maps file named by the arguments' identity (nothing if it exists)."""
-    method = method_of(args)
-    if args.amp and not bf16_maps(args):
-        print(f"note: {args.attr_method} maps stay fp32 under --amp (bf16 moves its AUCs by more than 0.005, "
+def run(run: Run):
+    """Write the maps file named by the run's identity (nothing if it exists)."""
+    method = method_of(run)
+    if run.amp and not bf16_maps(run):
+        print(f"note: {run.method} maps stay fp32 under --amp (bf16 moves its AUCs by more than 0.005, "
               f"docs/PERFORMANCE.md); eval.py --amp still scores them in bf16", file=sys.stderr)
-    group = published_group(args)
-    if args.published and group is None:
-        print(f"note: {args.attr_method} already computes as published; --published keeps its default maps "
+    group = published_group(run)
+    if run.published and group is None:
+        print(f"note: {run.method} already computes as published; --published keeps its default maps "
               f"(eval.py --published still scores them with the published tie order)", file=sys.stderr)
-    out = Path(args.prefix) / output_id(args).maps_file
+    out = Path(run.maps_dir) / output_id(run).maps_file
 
     def check_output(images):  # the chunks and the joined file: twice the maps' bytes at most
-        check_output_folder(args.prefix, 2 * images.numel() * 4)
+        check_output_folder(run.maps_dir, 2 * images.numel() * 4)
 
-    images, labels, model, device = load_inputs(args, amp=bf16_maps(args), before_model=check_output)
+    images, labels, model, device = load_inputs(run, amp=bf16_maps(run), before_model=check_output)
     if existing_output_matches(out, len(images)):
         print(f"{out} exists; not recomputed")
         return
-    batch_size = args.batch_size or default_batch_size(args.attr_method, args.model)
+    batch_size = run.batch_size or default_batch_size(run.method, run.model)
     # published groups are global indices // G: batches (and so chunks and shards) hold whole groups
     coupling = {}
     if group is not None:
         batch_size = published_batch_size(batch_size, group)
         coupling = {"published": True, "group_size": group}
-    params = method_params(args)
+    params = run.method_params
     # on CUDA, rows per model call fill the memory budget unless the user set --max_rows
-    max_rows = args.max_rows or auto_rows(model, images.shape[1:], device, grad=True, rows_per_unit=method.rows_per_unit)
-    settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
-                "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(args),
-                "channels_last": args.channels_last, "max_rows": args.max_rows, **coupling}
-    store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
+    max_rows = run.max_rows or auto_rows(model, images.shape[1:], device, grad=True, rows_per_unit=method.rows_per_unit)
+    settings = {"model": run.model, "weights": run.weights, "method": run.method, "params": params,
+                "seed": run.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(run),
+                "channels_last": run.channels_last, "max_rows": run.max_rows, **coupling}
+    store = ChunkStore(out, len(images), chunk_size(batch_size, run.chunk or 16), settings)
     dist = Distributed(device)
     todo = store.claim(dist)
     # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
-    decide = bf16_maps(args) and method.explains_prediction
-    with tqdm(total=sum(b - a for a, b in todo), desc=f"{args.attr_method} {args.model}", unit="img",
+    decide = bf16_maps(run) and method.explains_prediction
+    with tqdm(total=sum(b - a for a, b in todo), desc=f"{run.method} {run.model}", unit="img",
               disable=not dist.main) as bar:
         for first, last in todo:
             maps = []
@@ -87,7 +87,7 @@ def run(args):
                 x = images[batch].to(device)
                 predicted = predict(exact_model(model), x) if decide else None
                 maps.append(attribute(
-                    args.attr_method, model, x, labels[batch].to(device), seed=args.seed, predicted=predicted,
+                    run.method, model, x, labels[batch].to(device), seed=run.seed, predicted=predicted,
                     indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **coupling,
                     **params,
                 ).cpu().contiguous())

@@ -1,52 +1,67 @@
-"""What the scripts share: their arguments, the identity of the output they name, and the run
-set-up (device, data, model) after every argument is checked."""
+"""What the scripts share: their arguments, read once into the run value (labench.run.Run) that
+the logic takes; the command line of a run value (the grid's commands); and the run set-up
+(device, data, model) after every field is checked."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from saliency import SaliencyError, get_method
-from saliency.metric import ORDERS, SUBSTRATES
 from saliency.saliency_zoo import PAPER_ORDER
 
 from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
-from .identity import OutputId
-from .models import DEFAULT_MODEL, functional_relu_model, load_model, resolve_device, weights_tag, with_speed_modes
+from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, MODE_REGISTRY, metric_mode, metric_values
+from .models import functional_relu_model, load_model, resolve_device, with_speed_modes
+from .run import Run
+
+DEFAULT = Run()  # the default of every flag that sets a field of the run
+# the flag of each method file parameter: the parsers map flags to Run.params here, and only here
+PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
+METRIC_HELP = {
+    "substrate": "opt-in metric variant (SPEC 'Metric variants'): what deleted values become and insertion starts "
+                 "from; blur is RISE's insertion substrate. Tagged -substrate_<name>",
+    "order": "opt-in metric variant: channel ranks every C x H x W value (the paper's); pixel ranks whole pixels by "
+             "the sum of their channels (most peers). Tagged -order_pixel",
+}
+
+
+class RunParser(argparse.ArgumentParser):
+    """A script's argument parser whose parse_args gives the run value, never a Namespace;
+    to_run({dest: value}) is the one place that reads the parsed flags."""
+
+    def __init__(self, to_run, description=None):
+        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.to_run = to_run
+
+    def parse_args(self, args=None, namespace=None) -> Run:
+        return self.to_run(vars(super().parse_args(args, namespace)))
 
 
 def add_common_arguments(parser):
-    """Flags shared by generate_attributions.py and eval.py."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    """Flags shared by generate_attributions.py and eval.py, with a flag --<name> per flag mode."""
+    parser.add_argument("--model", default=DEFAULT.model,
                         help="model name (efficientnet_lite0, the paper's four, any torchvision classifier or timm model)")
-    parser.add_argument("--weights", default="default",
+    parser.add_argument("--weights", default=DEFAULT.weights,
                         help="'default', a torchvision weights name, 'random', or a state-dict checkpoint file")
-    parser.add_argument("--attr_method", default="la", help=f"one of {', '.join(PAPER_ORDER)}")
+    parser.add_argument("--attr_method", default=DEFAULT.method, help=f"one of {', '.join(PAPER_ORDER)}")
     parser.add_argument("--spatial_range", type=int, default=20, help="LA: box half-width is x / spatial_range")
     parser.add_argument("--max_iter", type=int, default=20, help="LA: steps per exploration")
-    parser.add_argument("--data_dir", default="data", help="folder with img_batch.pt and label_batch.pt")
+    parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--amp", action="store_true", help="opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)")
-    parser.add_argument("--channels_last", action="store_true", help="opt-in: channels_last memory format")
-    parser.add_argument("--fast", action="store_true",
-                        help="opt-in: the same function made cheaper (BatchNorm folded into its convolution, "
-                             "TF-SAME padding fixed once; labench.fast), checked against the model's logits. "
-                             "Tagged -fast: float rounding moves the maps")
-    parser.add_argument("--published", action="store_true",
-                        help="opt-in: what the published scripts computed (SPEC 'As published'): la, agi, deeplift "
-                             "and eg couple the images of each group of consecutive indices; the metric orders "
-                             "ties as NumPy's argsort. Tagged -published; never mixed with the default")
+    for name in FLAG_MODE_NAMES:
+        parser.add_argument(f"--{name}", action="store_true", help=MODE_REGISTRY[name].help)
 
 
 def attribution_parser(description=None):
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = RunParser(attribution_run, description)
     add_common_arguments(parser)
     parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
-    parser.add_argument("--prefix", default="attributions", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
+    parser.add_argument("--prefix", default=DEFAULT.maps_dir, help="output folder")
+    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of the per-image random generators")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
                              "70%% of the free memory, measured; on a CPU the method's own)")
@@ -60,54 +75,94 @@ def attribution_parser(description=None):
 
 
 def eval_parser(description=None):
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = RunParser(eval_run, description)
     add_common_arguments(parser)
     parser.add_argument("--samples_number", "--sampling_times", dest="sampling_times", type=int, default=20,
                         help="LA: explorations per image (names the attribution file)")
-    parser.add_argument("--prefix", default="scores", help="folder for the scores .npz")
-    parser.add_argument("--attr_prefix", default="attributions", help="folder of the attribution .npy files")
-    parser.add_argument("--csv_path", default="results.csv")
-    parser.add_argument("--chunk", type=int, default=10, help="images per saved chunk (the unit of resume)")
-    parser.add_argument("--substrate", choices=SUBSTRATES, default="black",
-                        help="opt-in metric variant (SPEC 'Metric variants'): what deleted values become and "
-                             "insertion starts from; blur is RISE's insertion substrate. Tagged -substrate_<name>")
-    parser.add_argument("--order", choices=ORDERS, default="channel",
-                        help="opt-in metric variant: channel ranks every C x H x W value (the paper's); pixel ranks "
-                             "whole pixels by the sum of their channels (most peers). Tagged -order_pixel")
+    parser.add_argument("--prefix", default=DEFAULT.scores_dir, help="folder for the scores .npz")
+    parser.add_argument("--attr_prefix", default=DEFAULT.maps_dir, help="folder of the attribution .npy files")
+    parser.add_argument("--csv_path", default=DEFAULT.csv_path)
+    parser.add_argument("--chunk", type=int, default=None, help="images per saved chunk (the unit of resume; default 10)")
+    for option in METRIC_OPTIONS:
+        values = metric_values(option)
+        parser.add_argument(f"--{option}", choices=values, default=values[0],
+                            help=METRIC_HELP.get(option, f"opt-in metric variant. Tagged -{option}_<value>"))
     return parser
 
 
-def method_of(args):
+# ---------------------------------------------------------------- flags <-> the run value
+
+
+def _common_fields(flags: dict) -> dict:
+    """The run's fields from the flags both scripts take ({dest: value})."""
+    return {"model": flags["model"], "weights": flags["weights"], "method": flags["attr_method"],
+            "params": {param: flags[flag.removeprefix("--")] for param, flag in PARAM_FLAGS.items()},
+            "modes": tuple(name for name in FLAG_MODE_NAMES if flags[name]), "data_dir": flags["data_dir"],
+            "limit": flags["limit"], "device": flags["device"], "batch_size": flags["batch_size"]}
+
+
+def attribution_run(flags: dict) -> Run:
+    return Run(**_common_fields(flags), seed=flags["seed"], chunk=flags["chunk"], max_rows=flags["max_rows"],
+               group_size=flags["group_size"], maps_dir=flags["prefix"])
+
+
+def eval_run(flags: dict) -> Run:
+    fields = _common_fields(flags)
+    variants = tuple(name for option in METRIC_OPTIONS for name in metric_mode(option, flags[option]))
+    return Run(**{**fields, "modes": fields["modes"] + variants}, chunk=flags["chunk"], maps_dir=flags["attr_prefix"],
+               scores_dir=flags["prefix"], csv_path=flags["csv_path"])
+
+
+def _flags(triples) -> list:
+    """The words `--flag value` of each (flag, value, default) whose value is not the default."""
+    return [word for flag, value, default in triples if value != default for word in (flag, str(value))]
+
+
+def _common_argv(run: Run) -> list:
+    argv = ["--model", run.model, "--attr_method", run.method]
+    argv += [word for param, value in run.params for word in (PARAM_FLAGS[param], str(value))]
+    argv += _flags([("--weights", run.weights, DEFAULT.weights), ("--data_dir", run.data_dir, DEFAULT.data_dir),
+                    ("--limit", run.limit, None), ("--device", run.device, DEFAULT.device),
+                    ("--batch_size", run.batch_size, None)])
+    return argv + [f"--{name}" for name in run.modes if name in FLAG_MODE_NAMES]
+
+
+def attribution_argv(run: Run) -> list:
+    """generate_attributions.py's arguments for `run` (attribution_parser reads them back as `run`)."""
+    return _common_argv(run) + ["--prefix", run.maps_dir] + _flags(
+        [("--seed", run.seed, DEFAULT.seed), ("--chunk", run.chunk, None), ("--max_rows", run.max_rows, None),
+         ("--group_size", run.group_size, None)])
+
+
+def eval_argv(run: Run) -> list:
+    """eval.py's arguments for `run` (eval_parser reads them back as `run` where its seed, max_rows
+    and group_size are the defaults: eval.py has no flags for them)."""
+    options = run.metric_options
+    variants = _flags([(f"--{option}", options[option], values[0]) for option, values in METRIC_OPTIONS.items()])
+    outputs = ["--attr_prefix", run.maps_dir, "--prefix", run.scores_dir, "--csv_path", run.csv_path]
+    return _common_argv(run) + variants + outputs + _flags([("--chunk", run.chunk, None)])
+
+
+# ---------------------------------------------------------------- checks and set-up
+
+
+def method_of(run: Run):
     try:
-        return get_method(args.attr_method)
+        return get_method(run.method)
     except SaliencyError as err:
         raise UserError(str(err)) from None
 
 
-def method_params(args) -> dict:
-    """The method's file parameters (LA's three) from the flags of the same names."""
-    return {p: getattr(args, p) for p in method_of(args).file_params}
+def output_id(run: Run):
+    """The identity of what the run writes (eval.py: the scores; .maps(): the maps)."""
+    method_of(run)
+    return run.output_id
 
 
-def modes(args) -> tuple:
-    """The opt-in modes the flags ask for (labench.identity.MODES)."""
-    flags = [("amp", args.amp), ("channels_last", args.channels_last), ("published", args.published),
-             ("fast", getattr(args, "fast", False))]
-    substrate, order = getattr(args, "substrate", "black"), getattr(args, "order", "channel")
-    flags += [(f"substrate_{substrate}", substrate != "black"), (f"order_{order}", order != "channel")]
-    return tuple(name for name, on in flags if on)
-
-
-def output_id(args) -> OutputId:
-    """The identity of what the script writes (eval.py: the scores; .maps(): the maps)."""
-    method_of(args)
-    return OutputId.make(args.model, args.attr_method, weights_tag(args.weights), method_params(args), modes(args))
-
-
-def bf16_maps(args) -> bool:
+def bf16_maps(run: Run) -> bool:
     """--amp computes the maps in bf16 only for methods whose AUCs it moves by at most 0.005;
     the others keep fp32 maps (and --amp speeds up their scoring alone)."""
-    return args.amp and method_of(args).amp_maps
+    return run.amp and method_of(run).amp_maps
 
 
 def default_batch_size(method, model):
@@ -117,18 +172,17 @@ def default_batch_size(method, model):
     return max(get_method(method).reference_batch_for(model), 8)
 
 
-def published_group(args):
+def published_group(run: Run):
     """G under --published for a method with a published variant (--group_size or the published
     size), else None (the default computation: other methods already are as published)."""
-    method = method_of(args)
-    group, published = getattr(args, "group_size", None), getattr(args, "published", False)
-    if group is not None and not published:
+    method = method_of(run)
+    if run.group_size is not None and not run.published:
         raise UserError("--group_size applies only with --published")
-    if not (published and method.has_published):
+    if not (run.published and method.has_published):
         return None
-    if group is not None and group < 1:
+    if run.group_size is not None and run.group_size < 1:
         raise UserError("--group_size must be at least 1")
-    return group or method.published_group(args.model)
+    return run.group_size or method.published_group(run.model)
 
 
 def published_batch_size(batch_size, group):
@@ -136,45 +190,43 @@ def published_batch_size(batch_size, group):
     return group * max(1, -(-batch_size // group))
 
 
-COUNT_FLAGS = ("batch_size", "max_rows", "chunk", "limit", "group_size")
-
-
-def check_arguments(args):
-    """Every argument checked before any data is read, any model built or any file written:
-    counts >= 1, the method's parameters within their ranges (its registry entry), --group_size
-    only with --published."""
-    method = method_of(args)
-    for flag in COUNT_FLAGS:
-        value = getattr(args, flag, None)
+def check_arguments(run: Run):
+    """Every field checked before any data is read, any model built or any file written: counts
+    >= 1, the method's parameters within their ranges (its registry entry), --group_size only
+    with --published."""
+    method = method_of(run)
+    counts = {"--batch_size": run.batch_size, "--max_rows": run.max_rows, "--chunk": run.chunk, "--limit": run.limit,
+              "--group_size": run.group_size}
+    for flag, value in counts.items():
         if value is not None and value < 1:
-            raise UserError(f"--{flag} must be at least 1, got {value}")
-    for name, value in method_params(args).items():  # the method's flags carry its parameters' names
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    for name, value in run.method_params.items():
         try:
             method.check_params({name: value})
         except SaliencyError as err:
-            raise UserError(f"{err}: pass a valid --{name}") from None
-    published_group(args)
+            raise UserError(f"{err}: pass a valid {PARAM_FLAGS.get(name, '--' + name)}") from None
+    published_group(run)
 
 
-def load_inputs(args, amp=None, before_model=None):
-    """(images, labels, logit model, device) after checking every argument. amp: bf16 autocast
-    (default: args.amp). before_model(images): the script's own checks of its inputs and outputs,
-    run once the images are known and before the model is built."""
-    method = method_of(args)
-    check_arguments(args)
-    device = resolve_device(args.device)
-    images, labels = load_dataset(args.data_dir)
-    if args.limit is not None:
-        images, labels = images[: args.limit], labels[: args.limit]
+def load_inputs(run: Run, amp=None, before_model=None):
+    """(images, labels, logit model, device) after checking every field. amp: bf16 autocast
+    (default: the run's amp mode). before_model(images): the script's own checks of its inputs and
+    outputs, run once the images are known and before the model is built."""
+    method = method_of(run)
+    check_arguments(run)
+    device = resolve_device(run.device)
+    images, labels = load_dataset(run.data_dir)
+    if run.limit is not None:
+        images, labels = images[: run.limit], labels[: run.limit]
     if before_model is not None:
         before_model(images)
-    model = load_model(args.model, weights=args.weights, device=device)
+    model = load_model(run.model, weights=run.weights, device=device)
     if method.functional_relus:
-        model = functional_relu_model(model, args.model)
-    if getattr(args, "fast", False):
+        model = functional_relu_model(model, run.model)
+    if run.fast:
         model, done = fast_model(model, tuple(images.shape[1:]))
         print(f"note: --fast folded {done['folded']} BatchNorms into their convolutions and fixed the padding of "
               f"{done['static_padding']} TF-SAME convolutions", file=sys.stderr)
-    amp = args.amp if amp is None else amp
-    model = with_speed_modes(model, amp=amp, channels_last=args.channels_last)
+    amp = run.amp if amp is None else amp
+    model = with_speed_modes(model, amp=amp, channels_last=run.channels_last)
     return images, labels, model, device

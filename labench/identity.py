@@ -1,38 +1,188 @@
 """One identity of an output: (model, weights, method, method parameters, modes).
 
 It gives the file stem of the maps and of the scores (SPEC "File names"), the results.csv row
-key, the table column and the plot label, and parses back from a file name. Every script,
-plot.py, tables.py and para_explore.sh (through `python -m labench.stems`) name their
-outputs through it.
+key, the table column and the plot label, and parses back from a file name or a results.csv row
+(here, and nowhere else: tables, statistics and plots read the fields). Every script, plot.py,
+tables.py and the grid planner (labench.grid) name their outputs through it.
 
     efficientnet_lite0_la_spatial-range-20_max-iter-20_sampling-times-20
     resnet50-random-amp-channels_last_sm
     <model>[-<weights>][-<mode>...]_<method>[_<param>-<value>...]
 
-Modes are opt-in changes of the numbers, in this order: amp, channels_last (speed modes; amp
-changes only the maps of methods whose registry entry says amp_maps), published (the published
-scripts' computation: it changes the maps of methods with a published variant and always the
-scores, whose ties it orders as NumPy did), fast (the same function made cheaper, labench.fast:
-float rounding moves maps and scores), then metric variants, which change the scores and never
-the maps.
+Modes are opt-in changes of the numbers, each declared once below as a `Mode` (its name in file
+names, its flag's help, whether it changes a method's maps), in this order: amp, channels_last
+(speed modes; amp changes only the maps of methods whose registry entry says amp_maps),
+published (the published scripts' computation: it changes the maps of methods with a published
+variant and always the scores, whose ties it orders as NumPy did), fast (the same function made
+cheaper, labench.fast: float rounding moves maps and scores), then the metric variants, which
+change the scores and never the maps. The metric variants are not listed by hand: every value
+of an Insertion/Deletion option but the paper's (saliency.metric's SUBSTRATES and ORDERS, whose
+first value is the paper's) is the mode `<option>_<value>`, e.g. substrate_blur, order_pixel.
+A mode registered later (`register_mode`) joins the file names, the results.csv rows, the
+scripts' flags (labench.cli), the report's variants and the grid, with no other edit.
+
+Parsing a model tag (`parse_model_tag`): modes are known names, read from the end; weights tags
+never hold '-' (labench.models.weights_tag). What is left is `model` or `model-weights`, and a
+model name may hold '-' (a timm or hub-style name), so the split uses the models labench knows
+(labench.models.is_known_model): at the last '-' when the part before it is a known model, else
+no weights when the whole is a known model, else at the first '-' (a model this installation
+does not know: the rule before model names could hold '-'). `OutputId.make` refuses a model whose
+tag would not parse back to it (a model name ending in a mode's name, or one that reads as a
+known model and its weights).
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from saliency import PAPER_ORDER, ZOO, get_method
+from saliency.metric import ORDERS, SUBSTRATES
 
 from .errors import UserError
+from .models import is_known_model
 
-# every mode, in file-name order; which ones change the maps of which method: maps_modes()
-MODES = ("amp", "channels_last", "published", "fast", "substrate_blur", "substrate_mean", "order_pixel")
-METRIC_MODES = {"substrate_blur", "substrate_mean", "order_pixel"}
+# the Insertion/Deletion options whose other values are metric variants; the first value is the paper's
+METRIC_OPTIONS = {"substrate": SUBSTRATES, "order": ORDERS}
 # the SPEC's results.csv columns of LA's three parameters
 CSV_PARAM_COLUMNS = {"spatial_range": "spatial_range", "max_iter": "max-iter", "sampling_times": "samples_number"}
 PARAM_SYMBOLS = {"spatial_range": "r", "max_iter": "T", "sampling_times": "S"}
 MISSING = "-"
+PAPER = "paper"  # the protocol of an output without metric variants
 MAPS_SUFFIX, SCORES_SUFFIX = "_attributions.npy", "_scores.npz"
+
+
+# ---------------------------------------------------------------- modes, each declared once
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One opt-in change of the numbers. name: its part of file names and results.csv rows (and,
+    for a flag mode, the scripts' flag --<name>); changes_maps: whether it changes a method's maps,
+    a bool or a function of the method's registry entry; option: for a metric variant, the
+    InsertionDeletion option and value it sets, e.g. ("substrate", "blur")."""
+    name: str
+    help: str = ""
+    changes_maps: bool | Callable = True
+    option: tuple | None = None
+
+    @property
+    def is_metric_variant(self) -> bool:
+        return self.option is not None
+
+    @property
+    def variant(self) -> str | None:
+        """A metric variant's short name (its value: blur, mean, pixel), as report.py takes it."""
+        return self.option[1] if self.option else None
+
+    def changes_maps_of(self, method: str) -> bool:
+        if callable(self.changes_maps):
+            return bool(self.changes_maps(get_method(method)))
+        return self.changes_maps
+
+
+def metric_variant(option: str, value: str) -> Mode:
+    """The mode of one non-default value of a metric option: scores only, never the maps."""
+    return Mode(f"{option}_{value}", f"metric variant: {option}={value}", changes_maps=False, option=(option, value))
+
+
+FLAG_MODES = (
+    Mode("amp", "opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)",
+         changes_maps=lambda entry: entry.amp_maps),
+    Mode("channels_last", "opt-in: channels_last memory format"),
+    Mode("published", "opt-in: what the published scripts computed (SPEC 'As published'): la, agi, deeplift and eg "
+                      "couple the images of each group of consecutive indices; the metric orders ties as NumPy's "
+                      "argsort. Tagged -published; never mixed with the default",
+         changes_maps=lambda entry: entry.has_published),
+    Mode("fast", "opt-in: the same function made cheaper (BatchNorm folded into its convolution, TF-SAME padding "
+                 "fixed once; labench.fast), checked against the model's logits. Tagged -fast: float rounding "
+                 "moves the maps"),
+)
+# every mode by name, in file-name order: the flag modes, then a variant per non-default metric value
+MODE_REGISTRY = {m.name: m for m in (*FLAG_MODES, *(metric_variant(option, value)
+                                                    for option, values in METRIC_OPTIONS.items()
+                                                    for value in values[1:]))}
+
+
+def register_mode(mode: Mode) -> Mode:
+    """Declare one more mode (after the others in file names). A metric variant's option must be
+    one of METRIC_OPTIONS (the metric must implement the value); its name is <option>_<value>."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", mode.name) or mode.name in MODE_REGISTRY:
+        raise ValueError(f"mode name {mode.name!r} is taken or not lower-case letters, digits and '_'")
+    if mode.option is not None and (mode.option[0] not in METRIC_OPTIONS or mode != metric_variant(*mode.option)):
+        raise ValueError(f"a metric variant is metric_variant(option, value) of an option in {list(METRIC_OPTIONS)}")
+    MODE_REGISTRY[mode.name] = mode
+    return mode
+
+
+class ModeNames(Set):
+    """A live, ordered view of the names of the registered modes that `keep` selects."""
+
+    def __init__(self, keep: Callable[[Mode], bool]):
+        self._keep = keep
+
+    def _names(self):
+        return [name for name, mode in MODE_REGISTRY.items() if self._keep(mode)]
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    def __contains__(self, name):
+        return name in MODE_REGISTRY and self._keep(MODE_REGISTRY[name])
+
+    def __repr__(self):
+        return f"ModeNames({self._names()})"
+
+
+MODES = ModeNames(lambda mode: True)  # every mode, in file-name order
+METRIC_MODES = ModeNames(lambda mode: mode.is_metric_variant)
+FLAG_MODE_NAMES = ModeNames(lambda mode: not mode.is_metric_variant)  # the scripts' flags --<name>
+
+
+def ordered_modes(modes) -> tuple:
+    """The mode names in file-name order; an unknown mode, or two values of one metric option,
+    is an error."""
+    modes = set(modes)
+    unknown = sorted(modes - set(MODES))
+    if unknown:
+        raise UserError(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
+    ordered = tuple(name for name in MODES if name in modes)
+    options = [MODE_REGISTRY[name].option[0] for name in ordered if name in METRIC_MODES]
+    if len(options) != len(set(options)):
+        raise UserError(f"modes {', '.join(ordered)} set one metric option twice")
+    return ordered
+
+
+def metric_values(option: str) -> tuple:
+    """The values of a metric option the scripts accept: the paper's first, then its variants."""
+    return (METRIC_OPTIONS[option][0],
+            *(MODE_REGISTRY[name].option[1] for name in METRIC_MODES if MODE_REGISTRY[name].option[0] == option))
+
+
+def metric_options(modes=()) -> dict:
+    """{option: value} of every metric option under `modes` (the paper's value where no variant is set)."""
+    options = {option: values[0] for option, values in METRIC_OPTIONS.items()}
+    options.update(MODE_REGISTRY[name].option for name in modes if name in METRIC_MODES)
+    return options
+
+
+def metric_mode(option: str, value: str) -> tuple:
+    """() for the paper's value of an option, else (the name of its variant mode,)."""
+    if value == METRIC_OPTIONS[option][0]:
+        return ()
+    name = metric_variant(option, value).name
+    if name not in METRIC_MODES:
+        raise UserError(f"{option} {value!r} is not a metric variant; choose from {', '.join(metric_values(option))}")
+    return (name,)
+
+
+def metric_variants() -> dict:
+    """{short name: mode name} of every metric variant (report.py --variants)."""
+    return {MODE_REGISTRY[name].variant: name for name in METRIC_MODES}
 
 
 def model_tag(model: str, weights: str = "", modes=()) -> str:
@@ -43,9 +193,10 @@ def model_tag(model: str, weights: str = "", modes=()) -> str:
 def maps_modes(method: str, modes) -> tuple:
     """The modes that change a method's maps: no metric variant; amp only where the maps are bf16;
     published only for methods with a published variant (the others' maps are the default ones)."""
-    entry = get_method(method)
-    changes = {"amp": entry.amp_maps, "published": entry.has_published}
-    return tuple(m for m in modes if m not in METRIC_MODES and changes.get(m, True))
+    return tuple(m for m in modes if MODE_REGISTRY[m].changes_maps_of(method))
+
+
+# ---------------------------------------------------------------- the identity
 
 
 @dataclass(frozen=True)
@@ -54,18 +205,19 @@ class OutputId:
     method: str
     weights: str = ""  # the weights tag ('' = default weights), see labench.models.weights_tag
     params: tuple = ()  # values of the method's file_params, in their order
-    modes: tuple = field(default=())
+    modes: tuple = field(default=())  # mode names, in file-name order (MODE_REGISTRY)
 
     @classmethod
     def make(cls, model, method, weights="", params: dict | None = None, modes=()):
         """The identity of `method` on `model` with `params` (defaults fill the method's file
         parameters) under `modes` (any order; unknown modes are an error)."""
         entry = get_method(method)
-        unknown = [m for m in modes if m not in MODES]
-        if unknown:
-            raise UserError(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
         weights = "" if weights in (None, "default") else weights
-        return cls(model, method, weights, tuple(entry.file_setting(params)), tuple(m for m in MODES if m in modes))
+        out = cls(model, method, weights, tuple(entry.file_setting(params)), ordered_modes(modes))
+        if parse_model_tag(out.model_tag) != (out.model, out.weights, out.modes):
+            raise UserError(f"model {model!r} with weights {weights or 'default'!r} cannot name files: its tag "
+                            f"{out.model_tag!r} reads back as another model, weights or modes")
+        return out
 
     # ------------------------------------------------ names
 
@@ -107,6 +259,29 @@ class OutputId:
             return self.column
         inner = ", ".join(f"{PARAM_SYMBOLS.get(p, p)}={v}" for p, v in self.setting.items())
         return f"{self.column} ({inner})"
+
+    # ------------------------------------------------ the modes as fields
+
+    @property
+    def mode_declarations(self) -> tuple:
+        """The Mode of each of the identity's modes."""
+        return tuple(MODE_REGISTRY[name] for name in self.modes)
+
+    @property
+    def metric_options(self) -> dict:
+        """{option: value} of the metric that scored this output (labench.scoring)."""
+        return metric_options(self.modes)
+
+    @property
+    def protocol(self) -> str:
+        """The metric protocol: 'paper', or its metric variants joined by '+' (e.g. 'substrate_blur')."""
+        return "+".join(name for name in self.modes if name in METRIC_MODES) or PAPER
+
+    def without_metric_variants(self) -> "OutputId":
+        """The same output under the paper's metric (what a metric variant is compared with)."""
+        return replace(self, modes=tuple(name for name in self.modes if name not in METRIC_MODES))
+
+    # ------------------------------------------------ results.csv
 
     def csv_key(self) -> dict:
         """The results.csv key columns of this output (SPEC: '-' in LA's columns for other methods)."""
@@ -151,12 +326,26 @@ def _number(text):
 
 
 def parse_model_tag(tag: str):
-    """(model, weights tag, modes) of a model tag."""
+    """(model, weights tag, modes) of a model tag: the one place that reads a tag (module docstring)."""
     parts = tag.split("-")
     modes = []
     while len(parts) > 1 and parts[-1] in MODES:
         modes.insert(0, parts.pop())
-    return parts[0], "-".join(parts[1:]), tuple(modes)
+    model, weights = _model_and_weights("-".join(parts))
+    return model, weights, tuple(modes)
+
+
+def _model_and_weights(rest: str):
+    """(model, weights tag) of `model` or `model-weights`; a model name may hold '-'."""
+    if "-" not in rest:
+        return rest, ""
+    head, last = rest.rsplit("-", 1)
+    if is_known_model(head):
+        return head, last
+    if is_known_model(rest):
+        return rest, ""
+    first, others = rest.split("-", 1)
+    return first, others
 
 
 def _from_tag(tag, method, values):

@@ -191,13 +191,13 @@ PAPER_MODELS = ["inception_v3", "resnet50", "vgg16", "maxvit_t"]
 
 
 def check_model_name(name):
-    """A model name usable in file names: no '-' (it separates the name from the weights) and no '/'."""
-    if not name or "-" in name or "/" in name or name != name.strip():
-        raise UserError(f"model name {name!r} cannot name files ('-' and '/' are not allowed)")
+    """A model name usable in file names: no '/' and no surrounding blanks ('-' is allowed: the
+    file names' model tag is read back through the models known here, labench.identity)."""
+    if not name or "/" in name or name != name.strip():
+        raise UserError(f"model name {name!r} cannot name files ('/' is not allowed)")
 
 
-def resolve_builder(name):
-    check_model_name(name)
+def _builder_or_none(name):
     if name in MODELS:
         return MODELS[name]
     import torchvision
@@ -208,8 +208,21 @@ def resolve_builder(name):
 
     if timm.is_model(name):
         return _timm_builder(name)
-    raise UserError(f"unknown model {name!r}; use one of {', '.join(MODELS)}, a torchvision classifier or a timm model "
-                    "name")
+    return None
+
+
+def is_known_model(name) -> bool:
+    """Whether `name` is a model labench can build (MODELS, a torchvision classifier, a timm model)."""
+    return _builder_or_none(name) is not None
+
+
+def resolve_builder(name):
+    check_model_name(name)
+    builder = _builder_or_none(name)
+    if builder is None:
+        raise UserError(f"unknown model {name!r}; use one of {', '.join(MODELS)}, a torchvision classifier or a timm "
+                        "model name")
+    return builder
 
 
 # ---------------------------------------------------------------- checkpoints

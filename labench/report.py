@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,43 +17,52 @@ import torch
 
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
-from . import attributions, scoring
-from .cli import attribution_parser, eval_parser
+from . import attributions, grid, scoring
 from .data import load_dataset
 from .errors import UserError
 from .files import atomic_path, check_output_folder
-from .models import resolve_device
+from .identity import metric_variants
+from .models import DEFAULT_MODEL, resolve_device
+from .run import Run
 from .significance import write_statistics
 from .tables import write_tables
 
-# a variant's name -> eval.py's flags (SPEC "Metric variants")
-VARIANTS = {"blur": ["--substrate", "blur"], "mean": ["--substrate", "mean"], "pixel": ["--order", "pixel"]}
+
+@dataclass(frozen=True)
+class Request:
+    """What report.py is asked for (its flags, read once by the script)."""
+    model: str = DEFAULT_MODEL
+    weights: str = "default"
+    data_dir: str = "data"
+    images: int = 64
+    variant_images: int | None = None  # the metric variants score only the first V images (None: all)
+    methods: tuple = ()  # () = all twelve
+    variants: tuple = ()  # short names of metric variants (labench.identity.metric_variants)
+    settings: tuple = ()  # ((file parameter, value), ...) of the methods with file parameters (LA)
+    seed: int = 0
+    device: str = "auto"
+    out: str = "report"
+    tables_only: bool = False
 
 
-def plan(args):
+def plan(request: Request):
     """The checked (methods, variants) of a report; errors name the fix before any work."""
-    methods = list(dict.fromkeys(args.methods or PAPER_ORDER))
+    methods = list(dict.fromkeys(request.methods or PAPER_ORDER))
     for method in methods:
         try:
             get_method(method)
         except SaliencyError as err:
             raise UserError(str(err)) from None
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    known = metric_variants()
+    unknown = [v for v in request.variants if v not in known]
     if unknown:
-        raise UserError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    for flag in ("images", "variant_images"):
-        value = getattr(args, flag)
+        raise UserError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    for flag, value in (("images", request.images), ("variant_images", request.variant_images)):
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, got {value}")
-    if args.variant_images and args.variant_images > args.images:
-        raise UserError(f"--variant_images ({args.variant_images}) cannot exceed --images ({args.images})")
-    return methods, list(dict.fromkeys(args.variants))
-
-
-def common_flags(args, method):
-    return ["--model", args.model, "--weights", args.weights, "--attr_method", method, "--data_dir", args.data_dir,
-            "--device", args.device, "--spatial_range", str(args.spatial_range), "--max_iter", str(args.max_iter),
-            "--sampling_times", str(args.sampling_times)]
+    if request.variant_images and request.variant_images > request.images:
+        raise UserError(f"--variant_images ({request.variant_images}) cannot exceed --images ({request.images})")
+    return methods, list(dict.fromkeys(request.variants))
 
 
 class Timings:
@@ -70,46 +80,46 @@ class Timings:
             tmp.write_text(json.dumps(self.seconds, indent=1, sort_keys=True))
 
 
-def run(args, log=print):
+def run(request: Request, log=print):
     """Compute what is missing, then write the tables and <out>/README.md; returns the README's path."""
-    methods, variants = plan(args)
-    args.tables_only = getattr(args, "tables_only", False)
-    out = Path(args.out)
+    methods, variants = plan(request)
+    out = Path(request.out)
     check_output_folder(out, flag="--out")
-    device = resolve_device(args.device)
-    available = len(load_dataset(args.data_dir)[1])
-    if args.images > available:
-        log(f"note: {args.data_dir} holds {available} images; the report uses them all")
-        args.images = available
-    variant_images = min(args.variant_images or args.images, args.images)
-    paths = {"attr_prefix": out / "attributions", "prefix": out / "scores", "csv_path": out / "results.csv"}
+    device = resolve_device(request.device)
+    available = len(load_dataset(request.data_dir)[1])
+    if request.images > available:
+        log(f"note: {request.data_dir} holds {available} images; the report uses them all")
+        request = replace(request, images=available)
+    variant_images = min(request.variant_images or request.images, request.images)
+    base = Run(data_dir=request.data_dir, device=request.device, seed=request.seed, maps_dir=out / "attributions",
+               scores_dir=out / "scores", csv_path=out / "results.csv")
     timings = Timings(out / "timings.json")
     started = time.perf_counter()
-    if not args.tables_only:
-        compute(args, methods, variants, variant_images, paths, timings, log)
+    if not request.tables_only:
+        compute(request, methods, variants, variant_images, base, timings, log)
     tables = out / "tables"
-    _, written = write_tables(paths["csv_path"], tables, all_methods=False, plots=True)
-    _, stats_written = write_statistics(paths["csv_path"], paths["prefix"], tables, plots=True)
-    readme = write_readme(args, methods, variants, variant_images, device, timings.seconds,
+    _, written = write_tables(base.csv_path, tables, all_methods=False, plots=True)
+    _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True)
+    readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
                           time.perf_counter() - started, written + stats_written)
     log(f"wrote {readme}")
     return readme
 
 
-def compute(args, methods, variants, variant_images, paths, timings, log):
-    """The maps of every method and their scores under each protocol (what is on disk is kept)."""
-    for method in methods:
-        gen = attribution_parser().parse_args([*common_flags(args, method), "--limit", str(args.images), "--seed",
-                                               str(args.seed), "--prefix", str(paths["attr_prefix"])])
-        log(f"== maps: {method}")
-        timings.run(f"maps {method}", lambda: attributions.run(gen))
-    protocols = [("paper", [], args.images)] + [(v, VARIANTS[v], variant_images) for v in variants]
-    for name, flags, n in protocols:
-        for method in methods:
-            ev = eval_parser().parse_args([*common_flags(args, method), *flags, "--limit", str(n),
-                                           *[f"--{k}={v}" for k, v in paths.items()]])
-            log(f"== scores ({name}, {n} images): {method}")
-            timings.run(f"scores {name} {method}", lambda: scoring.run(ev))
+def compute(request, methods, variants, variant_images, base, timings, log):
+    """The maps of every method and their scores under each protocol (what is on disk is kept),
+    planned by labench.grid."""
+    models = [(request.model, request.weights)]
+    settings = {param: (value,) for param, value in request.settings}
+    for maps in grid.expand(models, methods, settings, base=replace(base, limit=request.images)):
+        log(f"== maps: {maps.method}")
+        timings.run(f"maps {maps.method}", lambda: attributions.run(maps))
+    modes = metric_variants()
+    protocols = [("paper", (), request.images)] + [(v, (modes[v],), variant_images) for v in variants]
+    for name, mode_set, n in protocols:
+        for scores in grid.expand(models, methods, settings, (mode_set,), replace(base, limit=n)):
+            log(f"== scores ({name}, {n} images): {scores.method}")
+            timings.run(f"scores {name} {scores.method}", lambda: scoring.run(scores))
 
 
 def versions():
@@ -140,17 +150,18 @@ def device_name(device):
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def write_readme(args, methods, variants, variant_images, device, seconds, elapsed, written):
-    out = Path(args.out)
+def write_readme(request: Request, methods, variants, variant_images, device, seconds, elapsed, written):
+    out = Path(request.out)
     lines = [
-        f"# Report: {args.model}, {args.images} evaluation images",
+        f"# Report: {request.model}, {request.images} evaluation images",
         "",
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(['report.py', *sys.argv[1:]])}`.",
         "",
-        f"- model: `{args.model}`, weights `{args.weights}`; data: first {args.images} images of `{args.data_dir}`",
-        f"- methods: {', '.join(methods)} (LA: spatial_range {args.spatial_range}, max_iter {args.max_iter}, "
-        f"sampling_times {args.sampling_times}); seed {args.seed}",
-        f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {args.images} images"
+        f"- model: `{request.model}`, weights `{request.weights}`; data: first {request.images} images of "
+        f"`{request.data_dir}`",
+        f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
+        f"seed {request.seed}",
+        f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {request.images} images"
         + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else ""),
         f"- statistics: BCa bootstrap 95% intervals over images (10,000 resamples, seed 0); LA against each "
         "method: paired bootstrap interval and Wilcoxon signed-rank p, Holm-corrected per table (labench.significance)",

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from saliency import InsertionDeletion, auc, probability_model
 from saliency.core.common import predict
-from saliency.metric import GAMES, N_STEPS, default_batch_size, whole_curves
+from saliency.metric import GAMES, N_STEPS, TIES, default_batch_size, whole_curves
 
 from .cli import load_inputs, output_id
 from .errors import UserError
@@ -19,19 +19,22 @@ from .fast import compiled_for_inference
 from .files import check_output_folder, load_npy, load_npz, read_results, save_npz, upsert_csv_row
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
+from .identity import metric_options as paper_metric
 from .models import exact_model
+from .run import Run
 
-METRIC_DEFAULTS = {"ties": "stable", "substrate": "black", "order": "channel"}
+METRIC_DEFAULTS = {"ties": TIES[0], **paper_metric()}  # the paper's protocol
+CHUNK = 10  # images per saved chunk unless the run says
 
 
 # one record per image in the chunks: both curves and the class they score
 RECORD = np.dtype([("curves", np.float32, (len(GAMES), N_STEPS + 1)), ("class", np.int64)])
 
 
-def metric_options(args) -> dict:
-    """InsertionDeletion's options from eval.py's flags: ties as NumPy under --published, the
-    metric variants --substrate and --order (defaults: the paper's protocol)."""
-    return {"ties": "numpy" if args.published else "stable", "substrate": args.substrate, "order": args.order}
+def metric_options(run: Run) -> dict:
+    """InsertionDeletion's options of a run: ties as NumPy under --published, the options its
+    metric variants set (labench.identity), the paper's protocol elsewhere."""
+    return {"ties": "numpy" if run.published else METRIC_DEFAULTS["ties"], **run.metric_options}
 
 
 def scored_records(images, maps, model, batch_size, progress=None, **options):
@@ -99,31 +102,31 @@ def load_maps(path, images, limit=None):
     return maps
 
 
-def compute_scores(args, out):
+def compute_scores(run: Run, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
-    maps_stem = output_id(args).maps().stem
+    maps_stem = output_id(run).maps().stem
     loaded = {}
 
     def check_inputs(images):  # the maps and the output folder, before the model is built
-        check_output_folder(args.prefix, 2 * len(images) * RECORD.itemsize)
-        loaded["maps"] = load_maps(Path(args.attr_prefix) / f"{maps_stem}_attributions.npy", images, args.limit)
+        check_output_folder(run.scores_dir, 2 * len(images) * RECORD.itemsize)
+        loaded["maps"] = load_maps(Path(run.maps_dir) / f"{maps_stem}_attributions.npy", images, run.limit)
 
-    images, _, model, device = load_inputs(args, before_model=check_inputs)
+    images, _, model, device = load_inputs(run, before_model=check_inputs)
     maps = loaded["maps"]
-    options = metric_options(args)
+    options = metric_options(run)
     # the user's --batch_size goes into the manifest: an automatic one may differ on resume
-    settings = {"model": args.model, "weights": args.weights, "maps": str(Path(args.attr_prefix) / maps_stem),
-                "batch_size": args.batch_size or "auto", "images": list(images.shape), "amp": args.amp,
-                "channels_last": args.channels_last, "records": "curves+class"}
+    settings = {"model": run.model, "weights": run.weights, "maps": str(Path(run.maps_dir) / maps_stem),
+                "batch_size": run.batch_size or "auto", "images": list(images.shape), "amp": run.amp,
+                "channels_last": run.channels_last, "records": "curves+class"}
     settings.update({k: v for k, v in options.items() if v != METRIC_DEFAULTS[k]})  # named only when not default
-    store = ChunkStore(out, len(images), args.chunk, settings)
+    store = ChunkStore(out, len(images), run.chunk or CHUNK, settings)
     # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
-    fit = auto_rows(model, images.shape[1:], device, grad=False) if not args.batch_size else None
-    batch_size = args.batch_size or (whole_curves(fit) if fit else default_batch_size(device))
+    fit = auto_rows(model, images.shape[1:], device, grad=False) if not run.batch_size else None
+    batch_size = run.batch_size or (whole_curves(fit) if fit else default_batch_size(device))
     dist = Distributed(device)
     todo = store.claim(dist)
     per_image = 2 * (N_STEPS + 1)
-    if args.fast and not args.amp:  # the metric only runs forwards: compile where it pays
+    if run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
         model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
                                              per_image * sum(b - a for a, b in todo))
         if note and dist.main:
@@ -147,19 +150,19 @@ def results_row(out_id, scores) -> dict:
     return {**out_id.csv_key(), "insertion": round(float(scores["ins"]), 6), "deletion": round(float(scores["del"]), 6)}
 
 
-def run(args):
-    """Write the scores file (unless it exists) and the results.csv row of the arguments' identity."""
-    out_id = output_id(args)
-    out = Path(args.prefix) / out_id.scores_file
-    read_results(args.csv_path)  # a foreign or damaged results.csv is reported before any work
-    check_output_folder(Path(args.csv_path).parent, flag="--csv_path")
+def run(run: Run):
+    """Write the scores file (unless it exists) and the results.csv row of the run's identity."""
+    out_id = output_id(run)
+    out = Path(run.scores_dir) / out_id.scores_file
+    read_results(run.csv_path)  # a foreign or damaged results.csv is reported before any work
+    check_output_folder(Path(run.csv_path).parent, flag="--csv_path")
     if out.exists():
         scores = load_scores(out)
         print(f"{out} exists; not recomputed")
     else:
-        scores = compute_scores(args, out)
+        scores = compute_scores(run, out)
         if scores is None:  # not rank 0: rank 0 writes the row
             return
     row = results_row(out_id, scores)
-    upsert_csv_row(args.csv_path, row)
-    print(f"{row['model']} {row['attr_method']}: insertion {row['insertion']}, deletion {row['deletion']} -> {args.csv_path}")
+    upsert_csv_row(run.csv_path, row)
+    print(f"{row['model']} {row['attr_method']}: insertion {row['insertion']}, deletion {row['deletion']} -> {run.csv_path}")

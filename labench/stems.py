@@ -1,8 +1,7 @@
 """`python -m labench.stems`: for each line of eval.py arguments on stdin, print
-`<scores stem> <maps stem>`: exactly the files eval.py would write and read. para_explore.sh
-names its cells and logs by them and decides through them that a cell is done. A line that
-names no output (an unknown method) prints `? ?` and its error on stderr: the grid runs that
-cell, which then fails in its own log."""
+`<scores stem> <maps stem>`: exactly the files eval.py would write and read (its own parser reads
+the line into the run value). A line that names no output (an unknown method) prints `? ?` and
+its error on stderr. The grid (labench.grid) names its cells the same way, in-process."""
 from __future__ import annotations
 
 import shlex
@@ -19,9 +18,9 @@ def main():
     for line in sys.stdin:
         if not line.strip():
             continue
-        args, _ = parser.parse_known_args(shlex.split(line))
+        flags, _ = parser.parse_known_args(shlex.split(line))
         try:
-            out = output_id(args)
+            out = output_id(parser.to_run(vars(flags)))
         except (UserError, SaliencyError) as err:
             print(f"error: {err}", file=sys.stderr)
             print("? ?", flush=True)

@@ -10,14 +10,15 @@ from conftest import ROOT
 SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "report", "utils"]
 # rank of every project module: a module may import only modules of a strictly lower rank
 LAYERS = {
-    **{f"script:{s}": 10 for s in SCRIPTS},
-    "bench": 10,
-    "labench.report": 9,
-    "labench.stems": 8, "labench.significance": 8,
-    "labench.attributions": 7, "labench.scoring": 7, "labench.figures": 7, "labench.tables": 7, "labench.stats": 7,
-    "labench.cli": 6,
-    "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.models": 5, "labench.fast": 5,
-    "labench.identity": 4, "labench.files": 4,
+    **{f"script:{s}": 11 for s in SCRIPTS},
+    "bench": 11,
+    "labench.report": 10,
+    "labench.grid": 9, "labench.stems": 9, "labench.significance": 9,
+    "labench.attributions": 8, "labench.scoring": 8, "labench.figures": 8, "labench.tables": 8, "labench.stats": 8,
+    "labench.cli": 7,
+    "labench.run": 6,
+    "labench.identity": 5, "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.fast": 5,
+    "labench.models": 4, "labench.files": 4,
     "labench.errors": 3,
     "labench": 3,
     "vgg16_mod": 2, "resnet_mod": 1,
