@@ -12,7 +12,7 @@ from saliency.saliency_zoo import PAPER_ORDER
 from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
-from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, MODE_REGISTRY, metric_mode, metric_values
+from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
 from .models import functional_relu_model, load_model, resolve_device, with_speed_modes
 from .run import Run
 
@@ -53,7 +53,7 @@ def add_common_arguments(parser):
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     for name in FLAG_MODE_NAMES:
-        parser.add_argument(f"--{name}", action="store_true", help=MODE_REGISTRY[name].help)
+        parser.add_argument(f"--{name}", action="store_true", help=declaration(name).help)
 
 
 def attribution_parser(description=None):
@@ -141,6 +141,14 @@ def eval_argv(run: Run) -> list:
     variants = _flags([(f"--{option}", options[option], values[0]) for option, values in METRIC_OPTIONS.items()])
     outputs = ["--attr_prefix", run.maps_dir, "--prefix", run.scores_dir, "--csv_path", run.csv_path]
     return _common_argv(run) + variants + outputs + _flags([("--chunk", run.chunk, None)])
+
+
+def eval_output_id(argv):
+    """The identity of the scores eval.py writes with these arguments (flags it does not know
+    are left out; an unknown method is a UserError)."""
+    parser = eval_parser()
+    flags, _ = parser.parse_known_args(list(argv))
+    return output_id(parser.to_run(vars(flags)))
 
 
 # ---------------------------------------------------------------- checks and set-up

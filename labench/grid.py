@@ -24,7 +24,7 @@ from pathlib import Path
 
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
-from .cli import attribution_argv, eval_argv, eval_parser, output_id
+from .cli import attribution_argv, eval_argv, eval_output_id
 from .errors import UserError
 from .identity import FLAG_MODE_NAMES, PARAM_SYMBOLS
 from .models import PAPER_MODELS
@@ -92,10 +92,8 @@ def cell_of(run: Run, gen_extra=(), eval_extra=()) -> Cell:
 def scores_stem(run: Run, eval_args) -> str:
     """What eval.py with these arguments writes; a cell that names no output (an unknown method)
     is named model[-weights]_method."""
-    parser = eval_parser()
-    flags, _ = parser.parse_known_args(list(eval_args))
     try:
-        return output_id(parser.to_run(vars(flags))).stem
+        return eval_output_id(eval_args).stem
     except (UserError, SaliencyError):
         return f"{run.model}{'' if run.weights == 'default' else '-' + run.weights}_{run.method}"
 

@@ -116,6 +116,11 @@ def register_mode(mode: Mode) -> Mode:
     return mode
 
 
+def declaration(name: str) -> Mode:
+    """The Mode declared under `name`."""
+    return MODE_REGISTRY[name]
+
+
 class ModeNames(Set):
     """A live, ordered view of the names of the registered modes that `keep` selects."""
 

@@ -9,18 +9,16 @@ import sys
 
 from saliency import SaliencyError
 
-from .cli import eval_parser, output_id
+from .cli import eval_output_id
 from .errors import UserError
 
 
 def main():
-    parser = eval_parser()
     for line in sys.stdin:
         if not line.strip():
             continue
-        flags, _ = parser.parse_known_args(shlex.split(line))
         try:
-            out = output_id(parser.to_run(vars(flags)))
+            out = eval_output_id(shlex.split(line))
         except (UserError, SaliencyError) as err:
             print(f"error: {err}", file=sys.stderr)
             print("? ?", flush=True)

@@ -10,7 +10,7 @@ from saliency import PAPER_ORDER, SaliencyError, get_method
 
 from .errors import UserError
 from .files import read_results
-from .identity import OutputId, choose_setting, method_order
+from .identity import OutputId, choose_setting, method_order, parse_model_tag
 from .models import PAPER_MODELS
 
 MISSING = "-"
@@ -63,10 +63,10 @@ def model_order(models):
     """The paper's models first, then the others in order of appearance; the tags of one model
     (resnet50, resnet50-published, resnet50-random, ...) side by side, the plain one first."""
     models = list(dict.fromkeys(models))
-    bases = list(dict.fromkeys(name.split("-")[0] for name in models))
+    bases = list(dict.fromkeys(parse_model_tag(name)[0] for name in models))
 
     def key(name):
-        base = name.split("-")[0]
+        base = parse_model_tag(name)[0]
         rank = PAPER_MODELS.index(base) if base in PAPER_MODELS else len(PAPER_MODELS)
         return (rank, bases.index(base) if rank == len(PAPER_MODELS) else 0, name)
 

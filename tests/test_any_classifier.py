@@ -76,4 +76,4 @@ def test_bad_checkpoints_and_offline_pretrained_weights_are_one_line_errors(tmp_
     with pytest.raises(UserError, match="unknown model"):
         load_model("no_such_model_anywhere")
     with pytest.raises(UserError, match="cannot name files"):
-        load_model("resnet-50")
+        load_model("resnet/50")

@@ -3,7 +3,7 @@
 Each method is checked against captum or a plain per-image loop written here, for batch-size and
 order invariance, and on efficientnet_lite0 (ReLU6 in place) where that matters.
 """
-import argparse
+import dataclasses
 
 import pytest
 import torch
@@ -251,29 +251,29 @@ def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
 
     from labench.cli import load_inputs
     from labench.errors import UserError
+    from labench.run import Run
 
     def offline(*args, **kwargs):
         raise OSError("no network")
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
     for arch in ("resnet50", "vgg16"):
-        args = argparse.Namespace(attr_method="deeplift", model=arch, weights="default", device="cpu",
-                                  data_dir=str(ROOT / "tests" / "no-data"), limit=1, amp=False, channels_last=False)
+        run = Run(method="deeplift", model=arch, weights="default", device="cpu",
+                  data_dir=str(ROOT / "tests" / "no-data"), limit=1)
         with pytest.raises(UserError, match=f"could not load {arch} weights IMAGENET1K_V1.*download"):
             load_model(arch)
         with pytest.raises(UserError):
-            load_inputs(args)
+            load_inputs(run)
 
 
 def test_generate_attributions_uses_functional_resnet_for_deeplift(tmp_path):
     from labench.cli import load_inputs
+    from labench.run import Run
 
     torch.save(torch.rand(1, 3, 32, 32), tmp_path / "img_batch.pt")
     torch.save(torch.tensor([3]), tmp_path / "label_batch.pt")
-    args = argparse.Namespace(attr_method="deeplift", model="resnet50", weights="random", device="cpu",
-                              data_dir=str(tmp_path), limit=1, amp=False, channels_last=False)
-    _, _, model, _ = load_inputs(args)
+    run = Run(method="deeplift", model="resnet50", weights="random", device="cpu", data_dir=str(tmp_path), limit=1)
+    _, _, model, _ = load_inputs(run)
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
-    args.attr_method = "sm"
-    _, _, model, _ = load_inputs(args)
+    _, _, model, _ = load_inputs(dataclasses.replace(run, method="sm"))
     assert any(isinstance(m, nn.ReLU) for m in model.modules())
