@@ -330,11 +330,18 @@ def print_plan(options: GridOptions, cells):
 
 
 def run_step(log: str, command) -> int:
-    """Append the command and its output to the log; its exit status."""
+    """Append the command and its output to the log; its exit status. Interrupted, the step is
+    asked to end (the scripts keep their finished chunks) and waited for."""
     with open(log, "a") as out:
         out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
         out.flush()
-        return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+        step = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return step.wait()
+        except KeyboardInterrupt:
+            step.terminate()
+            step.wait()
+            raise
 
 
 def first_error(log: str, offset: int) -> str:

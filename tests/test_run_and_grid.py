@@ -1,7 +1,12 @@
 """The run value (labench.run.Run), the modes declared once (labench.identity), model names with
 '-', and the one grid planner (labench.grid) behind report.py and para_explore.sh."""
 import dataclasses
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -207,3 +212,22 @@ def test_para_explore_holds_no_list_of_its_own():
     assert [name for name in [*PAPER_ORDER, *models.PAPER_MODELS] if name in words] == []
     assert "labench.grid" in text
     assert len(text.splitlines()) < 40
+
+
+def test_an_interrupted_grid_ends_its_step_and_says_how_to_resume(tmp_path):
+    """SIGTERM: the running step is asked to end, the summary names the cell, exit status 130."""
+    slow = tmp_path / "slow_python"
+    slow.write_text("#!/bin/sh\necho started\nexec sleep 60\n")
+    slow.chmod(0o755)
+    command = [sys.executable, "-m", "labench.grid", "--python", str(slow), "--models", "resnet50", "--methods", "sm"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    log = tmp_path / "logs" / "grid" / "resnet50_sm.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and "started" in log.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted; rerun the same command to resume" in err
+    assert "FAILED:  interrupted during cell resnet50 sm" in (tmp_path / "logs" / "grid" / "summary.txt").read_text()
