@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The paper's grid (SPEC "The paper's grid"): every model x method, LA over
 # spatial_range x max_iter x sampling_times; attributions, then Insertion/Deletion scores.
-# Run with --help for the options. A thin wrapper: the plan, the runs, the logs and the summary
-# are labench.grid's (python -m labench.grid), which defines every option.
+# Run with --help for the options. A thin wrapper: the options, the plan, the runs, the logs and
+# the summary are labench.grid's (python -m labench.grid takes the same options).
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,4 +20,14 @@ if [[ -z "$planner" ]] || ! command -v "$planner" >/dev/null 2>&1; then
     [[ -x "$planner" ]] || planner="python3"
 fi
 
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$planner" -m labench.grid "$@"
+read -r -d '' START <<'EOF_PY'
+import sys
+try:
+    from labench.grid import main
+except ImportError as err:
+    print(f"para_explore.sh: {sys.executable} cannot run the planner ({err}); pass --python with the project's "
+          "requirements", file=sys.stderr)
+    sys.exit(2)
+sys.exit(main())
+EOF_PY
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$planner" -c "$START" "$@"
