@@ -13,7 +13,8 @@ from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
 from .identity import OutputId
-from .models import DEFAULT_MODEL, functional_relu_model, load_model, resolve_device, weights_tag, with_speed_modes
+from .models import (DEFAULT_MODEL, functional_relu_model, load_model, published_batch, resolve_device, weights_tag,
+                     with_speed_modes)
 
 
 def add_common_arguments(parser):
@@ -114,7 +115,7 @@ def default_batch_size(method, model):
     """The published batch size (halved for maxvit_t, except eg), but at least 8 images: the
     published batch of 1 for fast_ig, guided_ig and big only starved the device, and maps do not
     depend on the batch."""
-    return max(get_method(method).reference_batch_for(model), 8)
+    return max(published_batch(method, model), 8)
 
 
 def published_group(args):
@@ -128,7 +129,7 @@ def published_group(args):
         return None
     if group is not None and group < 1:
         raise UserError("--group_size must be at least 1")
-    return group or method.published_group(args.model)
+    return group or published_batch(method.name, args.model)
 
 
 def published_batch_size(batch_size, group):
