@@ -78,9 +78,18 @@ class Method:
     @property
     def runtime_arguments(self) -> tuple:
         """The keyword arguments the capabilities above give the function, besides its parameters."""
-        names = ["max_rows"] + ["predicted"] * self.explains_prediction + ["seed"] * self.seeded
-        names += ["published", "group_size"] * self.has_published + ["indices"] * (self.seeded or self.has_published)
-        return tuple(names + ["reference_images"] * self.takes_reference_images + list(self.direct_arguments))
+        names = ["max_rows"]
+        if self.explains_prediction:
+            names.append("predicted")
+        if self.seeded:
+            names.append("seed")
+        if self.has_published:
+            names += ["published", "group_size"]
+        if self.seeded or self.has_published:
+            names.append("indices")
+        if self.takes_reference_images:
+            names.append("reference_images")
+        return tuple(names) + tuple(self.direct_arguments)
 
     def takes(self, argument: str) -> bool:
         return argument in self.defaults or argument in self.runtime_arguments
@@ -91,14 +100,12 @@ class Method:
         return tuple(values[p] for p in self.file_params)
 
 
-PREDICTION = {"explains_prediction": True, "direct_arguments": ("classes",)}  # la and agi
-
 ZOO = {m.name: m for m in [
     Method("la", la, "logit", "sum over S explorations of -d softmax_c/dx * (x_t+1 - x), c = argmax", 64,
-           **PREDICTION, seeded=True, has_published=True, file_params=("spatial_range", "max_iter", "sampling_times"),
-           work_params=("max_iter", "sampling_times")),
+           explains_prediction=True, direct_arguments=("classes",), seeded=True, has_published=True,
+           file_params=("spatial_range", "max_iter", "sampling_times"), work_params=("max_iter", "sampling_times")),
     Method("agi", agi, "logit", "-d softmax_c/dx * step along sign(d softmax_l/dx) for 20 fixed classes l", 64,
-           **PREDICTION, has_published=True),
+           explains_prediction=True, direct_arguments=("classes",), has_published=True),
     Method("attexplore", attexplore, "logit",
            "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4, seeded=True),
     Method("big", big, "probability", "IG of p_target from the closest FGSM boundary point", 1),
