@@ -13,7 +13,7 @@ from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
 from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
-from .models import functional_relu_model, load_model, resolve_device, with_speed_modes
+from .models import functional_relu_model, load_model, published_batch, resolve_device, with_speed_modes
 from .run import Run
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
@@ -177,7 +177,7 @@ def default_batch_size(method, model):
     """The published batch size (halved for maxvit_t, except eg), but at least 8 images: the
     published batch of 1 for fast_ig, guided_ig and big only starved the device, and maps do not
     depend on the batch."""
-    return max(get_method(method).reference_batch_for(model), 8)
+    return max(published_batch(method, model), 8)
 
 
 def published_group(run: Run):
@@ -190,7 +190,7 @@ def published_group(run: Run):
         return None
     if run.group_size is not None and run.group_size < 1:
         raise UserError("--group_size must be at least 1")
-    return run.group_size or method.published_group(run.model)
+    return run.group_size or published_batch(method.name, run.model)
 
 
 def published_batch_size(batch_size, group):

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from saliency import get_method
+
 from .errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -329,3 +331,11 @@ def resolve_device(name):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+def published_batch(method: str, model: str) -> int:
+    """The images per call of `method` in the published scripts on `model`: the registry's
+    reference_batch, halved on maxvit_t except for eg (SPEC "As published"). A model's rule,
+    so it lives here and not in the library."""
+    batch = get_method(method).reference_batch
+    return max(1, batch // 2) if model == "maxvit_t" and method != "eg" else batch

@@ -54,12 +54,16 @@ def generate(data, prefix, capsys, *extra):
 def test_registry_published_groups():
     assert [m for m in ["la", "agi", "deeplift", "eg", "sm", "ig", "mfaba"] if get_method(m).has_published] == [
         "la", "agi", "deeplift", "eg"]
-    assert {m: get_method(m).published_group("resnet50") for m in ["la", "agi", "deeplift", "eg"]} == {
-        "la": 64, "agi": 64, "deeplift": 4, "eg": 4}
-    assert {m: get_method(m).published_group("maxvit_t") for m in ["la", "agi", "deeplift", "eg"]} == {
-        "la": 32, "agi": 32, "deeplift": 2, "eg": 4}
-    with pytest.raises(SaliencyError, match="no published variant"):
-        get_method("sm").published_group("resnet50")
+    groups = {}
+    for model in ["resnet50", "maxvit_t"]:
+        for m in ["la", "agi", "deeplift", "eg"]:
+            args = cli.attribution_parser().parse_args(["--published", "--attr_method", m, "--model", model])
+            groups[model, m] = cli.published_group(args)
+    assert groups == {("resnet50", "la"): 64, ("resnet50", "agi"): 64, ("resnet50", "deeplift"): 4,
+                      ("resnet50", "eg"): 4, ("maxvit_t", "la"): 32, ("maxvit_t", "agi"): 32,
+                      ("maxvit_t", "deeplift"): 2, ("maxvit_t", "eg"): 4}
+    sm = cli.attribution_parser().parse_args(["--published", "--attr_method", "sm", "--model", "resnet50"])
+    assert cli.published_group(sm) is None
     assert cli.default_batch_size("la", "maxvit_t") == 32 and cli.default_batch_size("big", "resnet50") == 8
 
 

@@ -19,6 +19,7 @@ import torch
 from ..errors import SaliencyError
 from .common import (active_steps, avoid_predicted, checked_classes, output_grads, per_image_plan, predict, published_groups,
                      row_chunks, rows_per_call, softmax_of, weighted_output_grads)
+from .params import COUNT, POSITIVE, Param, Range, protocol
 
 PUBLISHED_SEED = 3407
 DEFAULT_MAX_ROWS = 128
@@ -33,14 +34,16 @@ def published_classes(topk: int = 20) -> list[int]:
 AGI_CLASSES = tuple(published_classes(20))
 
 
+@protocol("AGI", Param("step_size", 0.05, POSITIVE), Param("max_iter", 20, COUNT),
+          Param("topk", 20, Range(1, 999, integer=True)))
 def agi(
     model,
     images: torch.Tensor,
     target=None,
     *,
-    step_size: float = 0.05,
-    max_iter: int = 20,
-    topk: int = 20,
+    step_size: float,
+    max_iter: int,
+    topk: int,
     classes=None,
     predicted: torch.Tensor | None = None,
     max_rows: int | None = None,
@@ -61,8 +64,6 @@ def agi(
     gradients are d/dx_i of sum_j p_i[l_j] and sum_j p_i[c_j] over the images j of its group,
     and images stop with the published leave_index bookkeeping (see _retire_published).
     """
-    if step_size <= 0 or int(max_iter) < 1 or int(topk) < 1:
-        raise SaliencyError("AGI needs step_size > 0, max_iter >= 1 and topk >= 1")
     images = images.detach()
     if not images.is_floating_point():
         images = images.float()

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..errors import SaliencyError
 from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
 from .dct import dct2, idct2
+from .params import COUNT, POSITIVE, Param, protocol
 
 NOISE_STD = 16 / 255
 MASK_RHO = 0.5  # spectrum mask ~ U(1 - rho, 1 + rho)
@@ -38,14 +39,16 @@ RESIZE_RATE, DIVERSITY_PROB = 1.15, 0.5
 DEFAULT_MAX_ROWS = 80  # the published batch: 4 images x 20 samples
 
 
+@protocol("AttEXplore", Param("epsilon", 16 / 255, POSITIVE), Param("num_steps", 10, COUNT),
+          Param("num_samples", 20, COUNT))
 def attexplore(
     model,
     images: torch.Tensor,
     target: torch.Tensor,
     *,
-    epsilon: float = 16 / 255,
-    num_steps: int = 10,
-    num_samples: int = 20,
+    epsilon: float,
+    num_steps: int,
+    num_samples: int,
     seed: int = 0,
     indices=None,
     max_rows: int | None = None,
@@ -56,8 +59,6 @@ def attexplore(
     (the labels). epsilon: box half-width in [0,1] units (the published 16 / 255). max_rows
     bounds the (image, sample) rows per model call.
     """
-    if epsilon <= 0 or int(num_steps) < 1 or int(num_samples) < 1:
-        raise SaliencyError("AttEXplore needs epsilon > 0, num_steps >= 1 and num_samples >= 1")
     images = images.detach()
     if not images.is_floating_point():
         images = images.float()

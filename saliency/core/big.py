@@ -23,22 +23,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import SaliencyError
 from .common import output_grads, per_image_plan, row_chunks, rows_per_call, trapezoid_rule
+from .params import COUNT, POSITIVE, STEPS, NonEmptyList, Param, protocol
 
 DEFAULT_MAX_ROWS = 64
 EPSILONS = (36, 64, 0.3 * 255, 0.5 * 255, 0.7 * 255, 0.9 * 255, 1.1 * 255)
+# the boundary search's parameters, BIG's first three
+BOUNDARY_PARAMS = (Param("epsilons", EPSILONS, NonEmptyList(POSITIVE)), Param("num_steps", 50, COUNT),
+                   Param("alpha", 0.001, POSITIVE))
 
 
+@protocol("BIG", *BOUNDARY_PARAMS, Param("gradient_steps", 50, STEPS))
 def big(
     model,
     images: torch.Tensor,
     target: torch.Tensor,
     *,
-    epsilons: tuple = EPSILONS,
-    num_steps: int = 50,
-    alpha: float = 0.001,
-    gradient_steps: int = 50,
+    epsilons: tuple,
+    num_steps: int,
+    alpha: float,
+    gradient_steps: int,
     max_rows: int | None = None,
 ) -> torch.Tensor:
     """BIG maps, float32, shaped like `images`.
@@ -54,14 +58,13 @@ def big(
     return integrated_gradients(model, images, points, target, gradient_steps, max_rows).float()
 
 
-def boundary_points(model, images, target, *, epsilons=EPSILONS, num_steps=50, alpha=0.001, max_rows=None):
+@protocol("BIG", *BOUNDARY_PARAMS)
+def boundary_points(model, images, target, *, epsilons, num_steps, alpha, max_rows=None):
     """(points, chosen, success) of the boundary search.
 
     points: [N,...] the selected attack's final point per image; chosen: [N] index into
     `epsilons` of that attack (0 when none succeeded); success: [N] whether one succeeded.
     """
-    if len(epsilons) == 0 or int(num_steps) < 1:
-        raise SaliencyError("BIG needs at least one epsilon and num_steps >= 1")
     images = images.detach()
     target = target.to(images.device).long().view(-1)
     bounds, group = _attack_groups(epsilons, int(num_steps), float(alpha), images.dtype)

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..errors import SaliencyError
 from .common import published_groups, row_chunks, rows_per_call
+from .params import protocol
 
 DEFAULT_MAX_ROWS = 32
 
@@ -50,6 +51,7 @@ def _rowwise_deeplift_class():
     return RowwiseSoftmaxDeepLift
 
 
+@protocol("DeepLIFT")
 def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None, indices=None,
              published: bool = False, group_size: int = 4) -> torch.Tensor:
     """DeepLift maps of p_target from a zero baseline, float32, shaped like `images`.

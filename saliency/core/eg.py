@@ -14,6 +14,7 @@ import torch
 from ..errors import SaliencyError
 from .common import (image_generator, image_indices, output_grads, published_groups, row_chunks, rows_per_call,
                      weighted_output_grads)
+from .params import protocol
 
 DEFAULT_MAX_ROWS = 64
 
@@ -28,6 +29,7 @@ def draw_eg_references(num_references: int, seed: int, indices):
     return torch.tensor(positions, dtype=torch.long), torch.tensor(alphas, dtype=torch.float32)
 
 
+@protocol("EG")
 def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indices=None,
        reference_images: torch.Tensor | None = None, max_rows: int | None = None, published: bool = False,
        group_size: int = 4) -> torch.Tensor:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 
 from .common import input_gradients, rows_per_call
+from .params import protocol
 
 DEFAULT_MAX_ROWS = 64
 
 
+@protocol("FIG")
 def fast_ig(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None) -> torch.Tensor:
     """x * d CE(model(x), target)/dx per image, float32, shaped like `images`.
 

@@ -24,29 +24,28 @@ import math
 
 import torch
 
-from ..errors import SaliencyError
 from .common import output_grads, row_chunks, rows_per_call
+from .params import COUNT, FRACTION, Param, protocol
 
 DEFAULT_MAX_ROWS = 32
 EPSILON = 1e-9  # closeness of the L1 distances, relative and absolute
 
 
+@protocol("GIG", Param("n_steps", 15, COUNT), Param("fraction", 0.25, FRACTION), Param("max_dist", 0.02, FRACTION))
 def guided_ig(
     model,
     images: torch.Tensor,
     target: torch.Tensor,
     *,
-    n_steps: int = 15,
-    fraction: float = 0.25,
-    max_dist: float = 0.02,
+    n_steps: int,
+    fraction: float,
+    max_dist: float,
     max_rows: int | None = None,
 ) -> torch.Tensor:
     """Guided IG maps, float32, shaped like `images`.
 
     model: probability model on [0,1] images. max_rows bounds the images per model call.
     """
-    if int(n_steps) < 1 or not 0 <= fraction <= 1 or not 0 <= max_dist <= 1:
-        raise SaliencyError("Guided IG needs n_steps >= 1, 0 <= fraction <= 1 and 0 <= max_dist <= 1")
     images = images.detach()
     target = target.to(images.device).long().view(-1)
 

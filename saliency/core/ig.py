@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .common import output_grads, row_chunks, rows_per_call, trapezoid_rule
+from .params import STEPS, Param, protocol
 
 DEFAULT_MAX_ROWS = 64
 
@@ -33,7 +34,8 @@ def path_gradient_sum(model, x, target, points, weights, max_rows):
     return total
 
 
-def ig(model, images: torch.Tensor, target: torch.Tensor, *, n_steps: int = 50,
+@protocol("IG", Param("n_steps", 50, STEPS))
+def ig(model, images: torch.Tensor, target: torch.Tensor, *, n_steps: int,
        max_rows: int | None = None) -> torch.Tensor:
     """IG maps of p_target, float32, shaped like `images`.
 

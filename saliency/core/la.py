@@ -18,6 +18,7 @@ import torch
 from ..errors import SaliencyError
 from .common import (avoid_predicted, checked_classes, image_generator, image_indices, output_grads, per_image_plan,
                      predict, published_groups, rows_per_call, softmax_of, weighted_output_grads)
+from .params import COUNT, POSITIVE, Param, Range, protocol
 
 DEFAULT_MAX_ROWS = 128
 PUBLISHED_SEED = 3407
@@ -71,13 +72,15 @@ def _published_setup(indices, n, s, num_classes, group_size, classes, device):
     return position.to(device), len(groups), classes
 
 
+@protocol("LA", Param("spatial_range", 20, POSITIVE), Param("max_iter", 20, COUNT),
+          Param("sampling_times", 20, Range(1, 1000, integer=True)))
 def la(
     model,
     images: torch.Tensor,
     *,
-    spatial_range: float = 20,
-    max_iter: int = 20,
-    sampling_times: int = 20,
+    spatial_range: float,
+    max_iter: int,
+    sampling_times: int,
     classes: torch.Tensor | None = None,
     predicted: torch.Tensor | None = None,
     seed: int = 0,
@@ -101,8 +104,6 @@ def la(
     unused; classes= still overrides it), and image i's gradients are d/dx_i of sum_j p_i[t_j]
     and sum_j p_i[c_j] over the images j of its group, for the step signs and the attribution.
     """
-    if spatial_range <= 0 or int(max_iter) < 1 or int(sampling_times) < 1:
-        raise SaliencyError("LA needs spatial_range > 0, max_iter >= 1 and sampling_times >= 1")
     images = images.detach()
     n, s = len(images), int(sampling_times)
     with torch.no_grad():

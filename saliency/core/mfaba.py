@@ -15,18 +15,20 @@ import torch
 
 from ..errors import SaliencyError
 from .common import active_steps, output_grads, row_chunks, rows_per_call, softmax_of
+from .params import COUNT, POSITIVE, Param, Range, protocol
 
 DEFAULT_MAX_ROWS = 64
 
 
+@protocol("MFABA", Param("epsilon", 0.3, Range(0)), Param("alpha", 0.001, POSITIVE), Param("max_iter", 50, COUNT))
 def mfaba(
     model,
     images: torch.Tensor,
     target: torch.Tensor,
     *,
-    epsilon: float = 0.3,
-    alpha: float = 0.001,
-    max_iter: int = 50,
+    epsilon: float,
+    alpha: float,
+    max_iter: int,
     max_rows: int | None = None,
 ) -> torch.Tensor:
     """MFABA maps, float32, shaped like `images`.
@@ -35,8 +37,6 @@ def mfaba(
     (the labels). epsilon: half-width of the box around x, in [0,1] units (the published
     0.3 * 255 / 255). max_rows: images per model call.
     """
-    if epsilon < 0 or alpha <= 0 or int(max_iter) < 1:
-        raise SaliencyError("MFABA needs epsilon >= 0, alpha > 0 and max_iter >= 1")
     images = _floating(images)
     target = torch.as_tensor(target).to(images.device).long().view(-1)
     if len(target) != len(images):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SaliencyError
 from .common import image_generator, image_indices, output_grads, row_chunks, rows_per_call
+from .params import COUNT, Param, Range, protocol
 
 DEFAULT_MAX_ROWS = 64
 
 
-def sg(model, images: torch.Tensor, target: torch.Tensor, *, n_samples: int = 50, stdev: float = 0.15,
+@protocol("SG", Param("n_samples", 50, COUNT), Param("stdev", 0.15, Range(0)))
+def sg(model, images: torch.Tensor, target: torch.Tensor, *, n_samples: int, stdev: float,
        seed: int = 0, indices=None, max_rows: int | None = None) -> torch.Tensor:
     """SmoothGrad maps of p_target, float32, shaped like `images`.
 
@@ -23,8 +24,6 @@ def sg(model, images: torch.Tensor, target: torch.Tensor, *, n_samples: int = 50
     so a map does not depend on the batch. All (image, sample) rows are batched; max_rows bounds
     how many go through the model at once.
     """
-    if int(n_samples) < 1:
-        raise SaliencyError("SmoothGrad needs n_samples >= 1")
     x = images.detach().float()
     n, s = len(x), int(n_samples)
     target = torch.as_tensor(target, device=x.device).long().view(-1)

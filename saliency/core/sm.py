@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 
 from .common import input_gradients, rows_per_call
+from .params import protocol
 
 DEFAULT_MAX_ROWS = 64
 
 
+@protocol("SM")
 def sm(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int | None = None) -> torch.Tensor:
     """|d model(x)[i, target_i] / dx_i| per image, float32, shaped like `images`.
 
