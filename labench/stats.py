@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-_GAME_SIGN = {"ins": 1.0, "insertion": 1.0, "del": -1.0, "deletion": -1.0}
+from saliency.metric import Game, game_named
 
 
 def _values(values, name="values") -> np.ndarray:
@@ -86,9 +86,9 @@ def holm(p_values) -> list[float]:
 
 
 def _sign(game) -> float:
-    if game not in _GAME_SIGN:
-        raise ValueError(f"game={game!r} is not one of {', '.join(_GAME_SIGN)}")
-    return _GAME_SIGN[game]
+    """+1 where a higher AUC is better, -1 where a lower one is; game: a saliency.metric.Game, its
+    key or its name."""
+    return 1.0 if (game if isinstance(game, Game) else game_named(game)).higher_is_better else -1.0
 
 
 def _headline(la, baselines, sign):
@@ -99,8 +99,9 @@ def _headline(la, baselines, sign):
 def relative_improvement(la_auc, baseline_aucs, game) -> float:
     """LA's mean relative improvement over the baselines' AUCs (a list, or a dict method -> AUC).
 
-    Insertion (game 'ins', higher is better): mean over baselines B of (LA - B) / B.
-    Deletion ('del', lower is better): mean over baselines B of (B - LA) / B.
+    Insertion (higher is better): mean over baselines B of (LA - B) / B.
+    Deletion (lower is better): mean over baselines B of (B - LA) / B.
+    game: a saliency.metric.Game, its key ('ins') or its name ('insertion').
     Positive means LA is better on average; 0.1 reads as "10 % better".
     """
     baselines = _values(list(baseline_aucs.values()) if isinstance(baseline_aucs, dict) else baseline_aucs,
