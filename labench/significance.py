@@ -19,50 +19,28 @@ Every number comes from the per-image AUCs that eval.py stores in its scores fil
   between the paper's ranking and each variant's, and between each protocol's insertion and
   deletion rankings.
 
-The statistics are plain results (Cell, Comparison, Headline, Ranking in one Statistics); the
-tables show them through labench.render, the robustness figure is labench.figures.ranks_figure.
-A model tag's metric protocol is read from the fields of its labench.identity.OutputId.
+The statistics are labench.stats's plain results (Cell, Comparison, Headline, Ranking in one
+Statistics); this module collects their inputs from the scores files, builds the tables that show
+them (labench.render) and writes them with the robustness figure (labench.figures.ranks_figure).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from saliency.metric import GAMES, Game
+from saliency.metric import GAMES
 
 from .figures import ranks_figure, save_figure
-from .identity import METRIC_MODES, method_order
+from .identity import method_order
 from .render import MISSING, Interval, Table, csv_text, latex, latex_escape, markdown, save_text
 from .scoring import load_scores
-from .stats import holm, mean_ci, paired_comparison, rank_agreement, relative_improvement_ci
+from .stats import ALPHA, LEAD, PAPER, Headline, PerImage, Ranking, Statistics, protocol_of, statistics
 from .tables import choose_la, display_name, heading, load_results, model_order
-
-ALPHA, SEED, N_RESAMPLES = 0.05, 0, 10_000
-LEAD = "la"  # the method compared with every other one
-PAPER = "paper"  # the protocol without metric variants
 
 
 # ---------------------------------------------------------------- per-image AUCs
-
-
-@dataclass(frozen=True)
-class PerImage:
-    values: dict  # {model tag: {method: {Game: [N] per-image AUCs}}}
-    sources: dict  # {model tag: {method: the scores file}}
-    outputs: dict  # {model tag: the OutputId of one of its rows: the tag's fields}
-
-    def protocol(self, tag) -> str:
-        return protocol_of(self.outputs[tag])[1]
-
-
-def protocol_of(out):
-    """(what the protocols of one model share: its model, weights and modes other than metric
-    variants; the protocol: 'paper' or the output's metric variants joined by '+')."""
-    variants = [m for m in out.modes if m in METRIC_MODES]
-    return (out.model, out.weights, tuple(m for m in out.modes if m not in METRIC_MODES)), "+".join(variants) or PAPER
 
 
 def collect(df, scores_prefix, chosen) -> PerImage:
@@ -83,159 +61,6 @@ def collect(df, scores_prefix, chosen) -> PerImage:
         sources.setdefault(tag, {})[out.method] = path
         outputs.setdefault(tag, out)
     return PerImage(values, sources, outputs)
-
-
-# ---------------------------------------------------------------- the statistics
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A table cell: the mean AUC over images and its bootstrap interval."""
-    model: str  # the model tag
-    method: str
-    game: Game
-    n: int
-    mean: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """LA against one method on the same images."""
-    model: str
-    method: str
-    game: Game
-    n: int
-    la_minus_method: float  # the mean of the per-image differences
-    diff_low: float
-    diff_high: float
-    p_wilcoxon: float
-    p_holm: float
-    verdict: str  # "better", "worse" (LA than the method, significantly) or "n.s."
-
-
-@dataclass(frozen=True)
-class Headline:
-    """LA's mean relative improvement over the baselines scored on its images."""
-    model: str
-    game: Game
-    n: int
-    baselines: int
-    relative_improvement: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """One model's methods ranked under the paper's metric and each variant, like for like."""
-    model: str  # the model tag under the paper's protocol
-    protocols: list  # 'paper' first, then the variants
-    n: int  # the first n images, scored under every protocol
-    means: dict  # {Game: frame methods x protocols of mean AUCs}
-    ranks: dict  # {Game: frame methods x protocols, 1 = best}
-    tau: dict  # {Game: {variant: (Kendall tau, p) against the paper's ranking}}
-    ins_vs_del: dict  # {protocol: (tau, p) between its insertion and deletion rankings}
-
-
-@dataclass(frozen=True)
-class Statistics:
-    cells: list  # [Cell]
-    comparisons: list  # [Comparison]
-    headlines: list  # [Headline]
-    rankings: list  # [Ranking]
-    outputs: dict  # {model tag: OutputId}, as PerImage.outputs
-
-
-def cell_statistics(per_image: PerImage) -> list[Cell]:
-    """One Cell per (model tag, method, game)."""
-    return [Cell(model, method, game, len(methods[method][game]),
-                 *mean_ci(methods[method][game], n_resamples=N_RESAMPLES, seed=SEED))
-            for model, methods in per_image.values.items() for method in method_order(methods) for game in GAMES]
-
-
-def comparisons(per_image: PerImage) -> list[Comparison]:
-    """LA against each baseline on the same images, per model and game; p_holm over the comparisons
-    of one table: one game under one metric protocol (the paper's, or one variant)."""
-    pairs = []
-    for model, methods in per_image.values.items():
-        if LEAD not in methods:
-            continue
-        for method in method_order(methods):
-            for game in GAMES:
-                lead, other = methods[LEAD][game], methods[method][game]
-                if method != LEAD and lead.shape == other.shape:  # else scored on other images: no pairing
-                    pairs.append((model, method, game, paired_comparison(lead, other, n_resamples=N_RESAMPLES,
-                                                                         seed=SEED)))
-    families = {}
-    for i, (model, _, game, _) in enumerate(pairs):
-        families.setdefault((per_image.protocol(model), game), []).append(i)
-    p_holm = {}
-    for members in families.values():
-        p_holm.update(zip(members, holm([pairs[i][3]["p_wilcoxon"] for i in members])))
-    return [Comparison(model, method, game, r["n"], r["mean_diff"], r["low"], r["high"], r["p_wilcoxon"], p_holm[i],
-                       verdict(game, r["mean_diff"], p_holm[i])) for i, (model, method, game, r) in enumerate(pairs)]
-
-
-def verdict(game: Game, la_minus_method, p_holm):
-    if not p_holm < ALPHA or la_minus_method == 0:
-        return "n.s."
-    la_higher = la_minus_method > 0
-    return "better" if la_higher == game.higher_is_better else "worse"
-
-
-def headlines(per_image: PerImage) -> list[Headline]:
-    """LA's mean relative improvement over the baselines (scored on LA's images), per model and game."""
-    found = []
-    for model, methods in per_image.values.items():
-        if LEAD not in methods:
-            continue
-        for game in GAMES:
-            lead = methods[LEAD][game]
-            baselines = {m: v[game] for m, v in methods.items() if m != LEAD and v[game].shape == lead.shape}
-            if baselines:
-                value, low, high = relative_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
-                found.append(Headline(model, game, len(lead), len(baselines), value, low, high))
-    return found
-
-
-def rankings(per_image: PerImage) -> list[Ranking]:
-    """A Ranking of every model scored under the paper's protocol and at least one variant: every
-    protocol on the first n images all of them scored, tau over the methods both protocols hold."""
-    groups = {}
-    for tag, methods in per_image.values.items():
-        shared, protocol = protocol_of(per_image.outputs[tag])
-        groups.setdefault(shared, {})[protocol] = (tag, methods)
-    found = []
-    for protocols in groups.values():
-        if PAPER not in protocols or len(protocols) < 2:
-            continue
-        names = [PAPER] + sorted(p for p in protocols if p != PAPER)
-        scored = {p: protocols[p][1] for p in names}
-        n = min(len(v[GAMES[0]]) for p in names for v in scored[p].values())
-        methods = method_order(m for p in names for m in scored[p])
-        means, ranks, tau = {}, {}, {}
-        for game in GAMES:
-            means[game] = pd.DataFrame(np.nan, index=methods, columns=names)
-            for protocol in names:
-                for method, values in scored[protocol].items():
-                    means[game].loc[method, protocol] = values[game][:n].mean()
-            ranks[game] = means[game].rank(ascending=not game.higher_is_better, method="min")
-            tau[game] = {}
-            for protocol in names[1:]:
-                both = means[game][[PAPER, protocol]].dropna()
-                tau[game][protocol] = rank_agreement(both[PAPER].to_dict(), both[protocol].to_dict(),
-                                                     game.higher_is_better)
-        ins_vs_del = {p: rank_agreement(*(means[g][p].dropna().to_dict() for g in GAMES),
-                                        tuple(g.higher_is_better for g in GAMES)) for p in names}
-        found.append(Ranking(protocols[PAPER][0], names, n, means, ranks, tau, ins_vs_del))
-    return found
-
-
-def statistics(per_image: PerImage) -> Statistics:
-    return Statistics(cell_statistics(per_image), comparisons(per_image), headlines(per_image), rankings(per_image),
-                      per_image.outputs)
 
 
 # ---------------------------------------------------------------- as tables
@@ -262,10 +87,13 @@ def cells_table(stats: Statistics, protocol, game, cells, digits=3) -> Table:
     methods = method_order(c.method for c in cells)
     verdicts = {(r.model, r.method): r.verdict for r in stats.comparisons if r.game is game}
     found = {(c.model, c.method): c for c in cells}
-    rows = [[model, str(max(c.n for c in cells if c.model == model)),
-             *(MISSING if (model, m) not in found else
-               Interval(found[model, m].mean, found[model, m].ci_low, found[model, m].ci_high, digits,
-                        verdicts.get((model, m), "")) for m in methods)] for model in models]
+
+    def interval(model, method):
+        c = found.get((model, method))
+        return MISSING if c is None else Interval(c.mean, c.ci_low, c.ci_high, digits, verdicts.get((model, method), ""))
+
+    rows = [[model, str(max(c.n for c in cells if c.model == model)), *(interval(model, m) for m in methods)]
+            for model in models]
     caption = (rf"{latex_escape(_title(protocol, game, long=False))} AUC, mean $\pm$ half the 95\% bootstrap interval "
                r"over images; $^\blacktriangle$/$^\blacktriangledown$: LA significantly better/worse (Wilcoxon, "
                rf"Holm, $p<{ALPHA}$).")

@@ -199,6 +199,20 @@ def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
         "LA", "AGI", "AttEXplore", "BIG", "DeepLIFT", "EG", "FIG", "GIG", "IG", "MFABA", "SG", "SM"]
 
 
+def test_model_order_reads_the_model_field_not_the_tag():
+    from types import SimpleNamespace
+
+    from labench import tables
+
+    def out(model, tag):
+        return SimpleNamespace(model=model, model_tag=tag)
+
+    # 'resnet50-x' is a model of its own (a name with '-'), not resnet50 under a mode
+    outputs = [out("resnet50-x", "resnet50-x"), out("vgg16", "vgg16"), out("resnet50", "resnet50-amp"),
+               out("resnet50", "resnet50"), out("my-net", "my-net"), out("resnet50", "resnet50")]
+    assert tables.model_order(outputs) == ["resnet50", "resnet50-amp", "vgg16", "resnet50-x", "my-net"]
+
+
 def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
     from labench import tables
 

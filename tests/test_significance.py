@@ -1,12 +1,12 @@
-"""Interval-backed tables (labench.significance) on hand-made scores files with known answers, and
-the one report command on 2 images and 2 methods."""
+"""Interval-backed tables (labench.significance, their statistics in labench.stats) on hand-made
+scores files with known answers, and the one report command on 2 images and 2 methods."""
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
 from conftest import load_script, make_images
-from labench import significance
+from labench import significance, stats
 from labench.files import save_npz, upsert_csv_row
 from labench.identity import OutputId
 from labench.scoring import load_scores
@@ -54,7 +54,7 @@ def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
     per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
     assert set(per_image.values) == {"m", "m-substrate_blur"}
     assert np.array_equal(per_image.values["m"]["la"][INSERTION], paper["la"][0])  # the shown setting, not r=10
-    cells = significance.cell_statistics(per_image)
+    cells = stats.cell_statistics(per_image)
     [cell] = [c for c in cells if (c.model, c.method, c.game) == ("m", "ig", DELETION)]
     ci = scipy.stats.bootstrap((paper["ig"][1],), np.mean, n_resamples=10_000, method="BCa",
                                rng=np.random.default_rng(0)).confidence_interval
@@ -66,7 +66,7 @@ def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
     folder, paper, _ = hand_run
     df = significance.load_results(folder / "results.csv")
     per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    versus = significance.comparisons(per_image)
+    versus = stats.comparisons(per_image)
     paper_rows = {(r.method, r.game): r for r in versus if r.model == "m"}
     for method in ("ig", "sm"):
         for game, k in ((INSERTION, 0), (DELETION, 1)):
@@ -81,15 +81,15 @@ def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
     assert paper_rows[("ig", INSERTION)].verdict == "better"
     assert paper_rows[("ig", DELETION)].verdict == "better"  # LA deletes faster: lower is better
     assert paper_rows[("sm", DELETION)].verdict == "n.s."
-    worse = significance.verdict(DELETION, +0.05, 0.001)
-    assert worse == "worse" and significance.verdict(INSERTION, -0.05, 0.001) == "worse"
+    worse = stats.verdict(DELETION, +0.05, 0.001)
+    assert worse == "worse" and stats.verdict(INSERTION, -0.05, 0.001) == "worse"
 
 
 def test_headline_is_the_mean_relative_improvement(hand_run):
     folder, paper, _ = hand_run
     df = significance.load_results(folder / "results.csv")
     per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    heads = {(r.model, r.game): r for r in significance.headlines(per_image)}
+    heads = {(r.model, r.game): r for r in stats.headlines(per_image)}
     la, ig, sm = (paper[m][0].mean() for m in ("la", "ig", "sm"))
     assert heads[("m", INSERTION)].relative_improvement == pytest.approx(((la - ig) / ig + (la - sm) / sm) / 2)
     la, ig, sm = (paper[m][1].mean() for m in ("la", "ig", "sm"))
@@ -102,7 +102,7 @@ def test_robustness_ranks_on_shared_images_and_kendall_tau(hand_run):
     folder, paper, blur = hand_run
     df = significance.load_results(folder / "results.csv")
     per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    [entry] = significance.rankings(per_image)
+    [entry] = stats.rankings(per_image)
     assert entry.model == "m" and entry.protocols == ["paper", "substrate_blur"] and entry.n == 10
     means = entry.means[INSERTION]
     assert means.loc["ig", "paper"] == pytest.approx(paper["ig"][0][:10].mean())  # the variant's 10 images
@@ -125,7 +125,7 @@ def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the
     upsert_csv_row(folder / "results.csv", {**pixel.csv_key(), "insertion": 0.5, "deletion": 0.1})
     df = significance.load_results(folder / "results.csv")
     chosen = {tag: (20, 20, 20) for tag in ("m", "m-substrate_blur", "m-order_pixel")}
-    [entry] = significance.rankings(significance.collect(df, folder / "scores", chosen))
+    [entry] = stats.rankings(significance.collect(df, folder / "scores", chosen))
     assert entry.n == 5 and entry.protocols == ["paper", "order_pixel", "substrate_blur"]
     assert np.isnan(entry.tau[INSERTION]["order_pixel"]).all()
     assert np.isnan(entry.ins_vs_del["order_pixel"]).all()
