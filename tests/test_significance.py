@@ -48,10 +48,15 @@ def hand_run(tmp_path):
     return tmp_path, paper, blur
 
 
+def collected(folder):
+    """The per-image AUCs of the hand-made run, LA at the setting the tables show."""
+    df = significance.load_results(folder / "results.csv")
+    return significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+
+
 def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+    per_image = collected(folder)
     assert set(per_image.values) == {"m", "m-substrate_blur"}
     assert np.array_equal(per_image.values["m"]["la"][INSERTION], paper["la"][0])  # the shown setting, not r=10
     cells = stats.cell_statistics(per_image)
@@ -64,8 +69,7 @@ def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
 
 def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+    per_image = collected(folder)
     versus = stats.comparisons(per_image)
     paper_rows = {(r.method, r.game): r for r in versus if r.model == "m"}
     for method in ("ig", "sm"):
@@ -87,8 +91,7 @@ def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
 
 def test_headline_is_the_mean_relative_improvement(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+    per_image = collected(folder)
     heads = {(r.model, r.game): r for r in stats.headlines(per_image)}
     la, ig, sm = (paper[m][0].mean() for m in ("la", "ig", "sm"))
     assert heads[("m", INSERTION)].relative_improvement == pytest.approx(((la - ig) / ig + (la - sm) / sm) / 2)
@@ -100,8 +103,7 @@ def test_headline_is_the_mean_relative_improvement(hand_run):
 
 def test_robustness_ranks_on_shared_images_and_kendall_tau(hand_run):
     folder, paper, blur = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+    per_image = collected(folder)
     [entry] = stats.rankings(per_image)
     assert entry.model == "m" and entry.protocols == ["paper", "substrate_blur"] and entry.n == 10
     means = entry.means[INSERTION]
