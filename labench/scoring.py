@@ -55,11 +55,11 @@ def summarize(records):
     """The scores file's content: per game the AUC of the mean curve (the method's score), the
     curves [225, N] and the per-image AUCs [N]; the class scored for each image."""
     result = {}
-    for k, game in enumerate(g.key for g in GAMES):
+    for k, game in enumerate(GAMES):
         curve = np.ascontiguousarray(records["curves"][:, k].T)  # [225, N]
-        result[game] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
-        result[f"{game}_curve"] = curve
-        result[f"{game}_auc"] = auc(curve)
+        result[game.key] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
+        result[f"{game.key}_curve"] = curve
+        result[f"{game.key}_auc"] = auc(curve)
     result["classes"] = np.asarray(records["class"], dtype=np.int64)
     return result
 
@@ -72,9 +72,9 @@ def load_scores(path) -> dict:
     missing = [k for g in GAMES for k in (g.key, f"{g.key}_curve") if k not in scores]
     if missing:
         raise UserError(f"{path} is not a scores file of eval.py (it lacks {', '.join(missing)}); delete it and rerun")
-    for game in (g.key for g in GAMES):
-        if f"{game}_auc" not in scores:
-            scores[f"{game}_auc"] = auc(scores[f"{game}_curve"])
+    for game in GAMES:
+        if f"{game.key}_auc" not in scores:
+            scores[f"{game.key}_auc"] = auc(scores[f"{game.key}_curve"])
     scores.setdefault("classes", None)
     return scores
 
