@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from labench.errors import UserError, run_cli
+from labench.render import save_text
 from labench.significance import write_statistics
 from labench.tables import parse_la_choice, write_tables
 
@@ -56,7 +57,7 @@ def main(argv=None):
                                                      max(args.digits - 1, 0), not args.no_plot)
         if stats_text:
             text += "\n\n" + stats_text
-            (Path(args.out) / "tables.md").write_text(text + "\n")
+            save_text(Path(args.out) / "tables.md", text)
             written += stats_written
         else:
             print(f"note: no scores files under {args.scores_prefix}/ for these rows: tables without intervals "

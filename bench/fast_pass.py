@@ -30,9 +30,10 @@ from labench.data import load_dataset
 from labench.errors import run_cli
 from labench.fast import fast_model
 from labench.models import load_model
-from labench.scoring import curve_aucs, scored_records
+from labench.scoring import scored_records
 from labench.stats import paired_comparison
-from saliency import attribute
+from saliency import attribute, auc
+from saliency.metric import GAMES
 
 
 def variants(model, shape, compile_ok):
@@ -91,7 +92,7 @@ def stage_seconds(models, images, rounds):
 
 def aucs(records):
     curves = records["curves"]
-    return {game: curve_aucs(curves[:, k].T) for k, game in enumerate(("ins", "del"))}
+    return {game.key: auc(curves[:, k].T) for k, game in enumerate(GAMES)}
 
 
 # the AUC-shift runs: name -> (method whose maps are scored, model of the maps, model of the metric, seed)
@@ -121,7 +122,7 @@ def shift_run(name, models, images, folder):
 def shift_rows(eager, fast, label):
     """Markdown rows: per game, mean AUC both sides and the paired difference fast - eager."""
     rows = []
-    for game in ("ins", "del"):
+    for game in (g.key for g in GAMES):
         d = paired_comparison(fast[game], eager[game])
         rows.append(f"| {label} | {game} | {eager[game].mean():.5f} | {fast[game].mean():.5f} | "
                     f"{d['mean_diff']:+.2e} [{d['low']:+.2e}, {d['high']:+.2e}] | {np.abs(fast[game] - eager[game]).max():.2e} |")

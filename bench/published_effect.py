@@ -29,7 +29,7 @@ from labench.errors import run_cli
 from labench.files import save_npz
 from labench.run import Run
 from labench.stats import paired_comparison
-from saliency.metric import perturbation_steps
+from saliency.metric import GAMES, perturbation_steps
 
 METHODS = ("la", "agi", "deeplift", "eg")
 
@@ -112,7 +112,7 @@ def signed(x):
 def row(label, a, b, r="-"):
     """One Markdown row comparing scores a (reference) and b."""
     cells = [label]
-    for game in ("ins", "del"):
+    for game in (g.key for g in GAMES):
         x, y = per_image_auc(a, game), per_image_auc(b, game)
         diff = paired_comparison(y, x)
         cells += [f"{x.mean():.4f}", f"{y.mean():.4f}",

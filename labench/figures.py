@@ -1,5 +1,6 @@
 """Figures: heatmaps, the paper's heatmap grid, and Insertion/Deletion curves (the logic of
-plot.py; no file is written unless asked).
+plot.py), the LA grid and robustness figures of the tables; no file is written unless asked, and
+every figure is written by `save_figure`.
 
 The heatmap is the published one (`heatmap`): mean over channels, clipped to the 80th..99th
 percentile, scaled to [0, 1], shown in gray (not transposed, docs/DEVIATIONS.md item 7).
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from saliency import PAPER_ORDER, get_method  # noqa: E402
+from saliency.metric import GAMES, INSERTION  # noqa: E402
 
 from .data import class_names, load_dataset  # noqa: E402
 from .errors import UserError  # noqa: E402
@@ -73,7 +75,7 @@ def plot(attribution, image, ax=None, alpha=0.5, cmap="jet"):
 
 
 def save_figure(fig, path, dpi=100):
-    """Write `fig` atomically as PNG or PDF (by the suffix) and close it."""
+    """Write `fig` atomically as PNG or PDF (by the suffix) and close it; returns the path."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in ("png", "pdf"):
@@ -237,13 +239,13 @@ def build_grid(model="efficientnet_lite0", weights="default", indices=(0, 1, 2, 
 def curves_figure(entries, size=None):
     """Insertion and Deletion panels; one line per (label, scores dict) with its AUC in the legend."""
     fig, axes = plt.subplots(1, 2, figsize=size or (10, 4), squeeze=True)
-    for ax, game, title in zip(axes, ("ins", "del"), ("Insertion", "Deletion")):
+    for ax, game in zip(axes, GAMES):
         for label, scores in entries:
-            curve = np.asarray(scores[f"{game}_curve"], dtype=np.float64).mean(axis=1)
+            curve = np.asarray(scores[f"{game.key}_curve"], dtype=np.float64).mean(axis=1)
             x = np.linspace(0, 1, len(curve))
-            ax.plot(x, curve, label=f"{label}: {float(scores[game]):.4f}", linewidth=1.2)
-        ax.set_title(f"{title} (AUC in legend)")
-        ax.set_xlabel("fraction of values " + ("inserted" if game == "ins" else "deleted"))
+            ax.plot(x, curve, label=f"{label}: {float(scores[game.key]):.4f}", linewidth=1.2)
+        ax.set_title(f"{game.title} (AUC in legend)")
+        ax.set_xlabel(f"fraction of values {game.moved}")
         ax.set_ylabel("mean probability of the predicted class")
         ax.set_xlim(0, 1)
         ax.set_ylim(bottom=0)
@@ -259,7 +261,7 @@ def build_curves(model="efficientnet_lite0", weights="default", scores_prefix="s
     entries, drawn, left_out = [], [], []
     for out, path in discover_scores(model, weights, scores_prefix):
         scores = load_npz(path)
-        if not {"ins", "del", "ins_curve", "del_curve"} <= set(scores):
+        if not {k for g in GAMES for k in (g.key, f"{g.key}_curve")} <= set(scores):
             left_out.append((path, "no curves (AUCs only)"))
             continue
         entries.append((out.label, scores))
@@ -277,5 +279,57 @@ def scores_table(model="efficientnet_lite0", weights="default", scores_prefix="s
     rows = []
     for out, path in discover_scores(model, weights, scores_prefix):
         scores = load_npz(path)
-        rows.append((out.label, float(scores["ins"]), float(scores["del"])))
+        rows.append((out.label, *(float(scores[game.key]) for game in GAMES)))
     return rows
+
+
+# ---------------------------------------------------------------- the tables' figures
+
+
+def la_grid_figure(grids, model):
+    """One panel per spatial_range: AUC against max_iter, a line per sampling_times; insertion on the
+    top row, deletion below. grids: {Game: labench.tables.la_grid of the model}."""
+    ranges = list(grids[INSERTION].index.get_level_values(0).unique())
+    fig, axes = plt.subplots(2, len(ranges), figsize=(3.6 * len(ranges) + 0.6, 6.2), squeeze=False,
+                             sharex=True, sharey="row")
+    for row, game in enumerate(GAMES):
+        grid = grids[game]
+        for col, r in enumerate(ranges):
+            ax = axes[row][col]
+            part = grid.loc[r]
+            for s in grid.columns:
+                ax.plot(part.index, part[s], marker="o", label=f"S={s}")
+            ax.set_title(f"{game.name}, r={r}", fontsize=10)
+            ax.set_xticks(list(part.index))
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel("max_iter T")
+            if col == 0:
+                ax.set_ylabel(f"{game.name} AUC ({game.better} is better)")
+    axes[0][-1].legend(title="sampling_times", fontsize=8, title_fontsize=8)
+    fig.suptitle(f"LA grid, {model}")
+    fig.tight_layout()
+    return fig
+
+
+MARKERS = "osD^vP<X>*hp"
+
+
+def ranks_figure(model, protocols, ranks, highlight="la"):
+    """Rank of every method (1 = best) under each metric protocol, insertion left and deletion
+    right; ranks: {Game: frame methods x protocols}; the `highlight` method drawn thicker."""
+    fig, axes = plt.subplots(1, 2, figsize=(3.2 + 1.5 * len(protocols), 5.2), squeeze=False)
+    for ax, game in zip(axes[0], GAMES):
+        frame = ranks[game]
+        for i, method in enumerate(frame.index):  # ten colours, so a marker each keeps twelve lines apart
+            ax.plot(range(len(protocols)), frame.loc[method], marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                    linewidth=2.2 if method == highlight else 1, label=get_method(method).display)
+        ax.set_xticks(range(len(protocols)), [p.replace("+", "\n") for p in protocols], fontsize=8)
+        ax.set_ylim(len(frame.index) + 0.5, 0.5)
+        ax.set_ylabel("rank (1 = best)")
+        ax.set_title(game.name, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"{model}: method ranks under each metric protocol")
+    fig.tight_layout()
+    return fig

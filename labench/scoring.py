@@ -54,21 +54,15 @@ def scored_records(images, maps, model, batch_size, progress=None, **options):
     return records
 
 
-def curve_aucs(curves) -> np.ndarray:
-    """Trapezoid AUC of each column of [n_steps+1, N] curves, in float64 (saliency.metric.auc)."""
-    c = np.asarray(curves, dtype=np.float64)
-    return (c.sum(axis=0) - c[0] / 2 - c[-1] / 2) / (len(c) - 1)
-
-
 def summarize(records):
     """The scores file's content: per game the AUC of the mean curve (the method's score), the
     curves [225, N] and the per-image AUCs [N]; the class scored for each image."""
     result = {}
     for k, game in enumerate(GAMES):
         curve = np.ascontiguousarray(records["curves"][:, k].T)  # [225, N]
-        result[game] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
-        result[f"{game}_curve"] = curve
-        result[f"{game}_auc"] = curve_aucs(curve)
+        result[game.key] = np.float64(auc(curve.astype(np.float64).mean(axis=1)))
+        result[f"{game.key}_curve"] = curve
+        result[f"{game.key}_auc"] = auc(curve)
     result["classes"] = np.asarray(records["class"], dtype=np.int64)
     return result
 
@@ -78,12 +72,12 @@ def load_scores(path) -> dict:
     AUCs; "ins_curve", "del_curve": [225, N]; "classes": [N] scored classes, or None in files
     written before they were recorded}."""
     scores = load_npz(path)
-    missing = [k for k in ("ins", "del", "ins_curve", "del_curve") if k not in scores]
+    missing = [k for g in GAMES for k in (g.key, f"{g.key}_curve") if k not in scores]
     if missing:
         raise UserError(f"{path} is not a scores file of eval.py (it lacks {', '.join(missing)}); delete it and rerun")
     for game in GAMES:
-        if f"{game}_auc" not in scores:
-            scores[f"{game}_auc"] = curve_aucs(scores[f"{game}_curve"])
+        if f"{game.key}_auc" not in scores:
+            scores[f"{game.key}_auc"] = auc(scores[f"{game.key}_curve"])
     scores.setdefault("classes", None)
     return scores
 
@@ -147,7 +141,7 @@ def compute_scores(run: Run, out):
 
 def results_row(out_id, scores) -> dict:
     """The results.csv row of an output's scores (values rounded to 6 places, SPEC)."""
-    return {**out_id.csv_key(), "insertion": round(float(scores["ins"]), 6), "deletion": round(float(scores["del"]), 6)}
+    return {**out_id.csv_key(), **{game.name: round(float(scores[game.key]), 6) for game in GAMES}}
 
 
 def run(run: Run):

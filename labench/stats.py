@@ -1,18 +1,29 @@
 """Statistics for result tables: bootstrap intervals over images, paired tests, Holm's correction,
-the relative-improvement headline and rank agreement between tables.
+the relative-improvement headline and rank agreement between tables; then the statistics of the
+tables (labench.significance shows them) as plain results: a `Cell` (mean and interval), a
+`Comparison` of LA with a method, a `Headline`, a `Ranking` under the metric variants.
 
 Inputs are per-image values (e.g. per-image AUCs: the trapezoid rule is linear, so the mean of the
-per-image AUCs is the AUC of the mean curve, a method's score). Outputs are plain floats, lists
-and dicts. Every resampling uses `np.random.default_rng(seed)`, so results are reproducible.
+per-image AUCs is the AUC of the mean curve, a method's score). Outputs are plain floats, lists,
+dicts and dataclasses. Every resampling uses `np.random.default_rng(seed)`, so results are
+reproducible. A model tag's metric protocol is read from the fields of its OutputId.
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-_GAME_SIGN = {"ins": 1.0, "insertion": 1.0, "del": -1.0, "deletion": -1.0}
+from saliency.metric import GAMES, Game, game_named
+
+from .identity import METRIC_MODES, method_order
+
+ALPHA, SEED, N_RESAMPLES = 0.05, 0, 10_000
+LEAD = "la"  # the method compared with every other one
+PAPER = "paper"  # the protocol without metric variants
 
 
 def _values(values, name="values") -> np.ndarray:
@@ -86,9 +97,9 @@ def holm(p_values) -> list[float]:
 
 
 def _sign(game) -> float:
-    if game not in _GAME_SIGN:
-        raise ValueError(f"game={game!r} is not one of {', '.join(_GAME_SIGN)}")
-    return _GAME_SIGN[game]
+    """+1 where a higher AUC is better, -1 where a lower one is; game: a saliency.metric.Game, its
+    key or its name."""
+    return 1.0 if (game if isinstance(game, Game) else game_named(game)).higher_is_better else -1.0
 
 
 def _headline(la, baselines, sign):
@@ -99,8 +110,9 @@ def _headline(la, baselines, sign):
 def relative_improvement(la_auc, baseline_aucs, game) -> float:
     """LA's mean relative improvement over the baselines' AUCs (a list, or a dict method -> AUC).
 
-    Insertion (game 'ins', higher is better): mean over baselines B of (LA - B) / B.
-    Deletion ('del', lower is better): mean over baselines B of (B - LA) / B.
+    Insertion (higher is better): mean over baselines B of (LA - B) / B.
+    Deletion (lower is better): mean over baselines B of (B - LA) / B.
+    game: a saliency.metric.Game, its key ('ins') or its name ('insertion').
     Positive means LA is better on average; 0.1 reads as "10 % better".
     """
     baselines = _values(list(baseline_aucs.values()) if isinstance(baseline_aucs, dict) else baseline_aucs,
@@ -150,3 +162,174 @@ def rank_agreement(scores_a: dict, scores_b: dict, higher_is_better=True) -> tup
     rank_b = stats.rankdata([-scores_b[m] if b_higher else scores_b[m] for m in common])
     result = stats.kendalltau(rank_a, rank_b)
     return float(result.statistic), float(result.pvalue)
+
+
+# ---------------------------------------------------------------- the statistics of the tables
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """The per-image AUCs of the rows a table shows (labench.significance.collect)."""
+    values: dict  # {model tag: {method: {Game: [N] per-image AUCs}}}
+    sources: dict  # {model tag: {method: the scores file}}
+    outputs: dict  # {model tag: the OutputId of one of its rows: the tag's fields}
+
+    def protocol(self, tag) -> str:
+        return protocol_of(self.outputs[tag])[1]
+
+
+def protocol_of(out):
+    """(what the protocols of one model share: its model, weights and modes other than metric
+    variants; the protocol: 'paper' or the output's metric variants joined by '+')."""
+    variants = [m for m in out.modes if m in METRIC_MODES]
+    return (out.model, out.weights, tuple(m for m in out.modes if m not in METRIC_MODES)), "+".join(variants) or PAPER
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: the mean AUC over images and its bootstrap interval."""
+    model: str  # the model tag
+    method: str
+    game: Game
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """LA against one method on the same images."""
+    model: str
+    method: str
+    game: Game
+    n: int
+    la_minus_method: float  # the mean of the per-image differences
+    diff_low: float
+    diff_high: float
+    p_wilcoxon: float
+    p_holm: float
+    verdict: str  # "better", "worse" (LA than the method, significantly) or "n.s."
+
+
+@dataclass(frozen=True)
+class Headline:
+    """LA's mean relative improvement over the baselines scored on its images."""
+    model: str
+    game: Game
+    n: int
+    baselines: int
+    relative_improvement: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One model's methods ranked under the paper's metric and each variant, like for like."""
+    model: str  # the model tag under the paper's protocol
+    protocols: list  # 'paper' first, then the variants
+    n: int  # the first n images, scored under every protocol
+    means: dict  # {Game: frame methods x protocols of mean AUCs}
+    ranks: dict  # {Game: frame methods x protocols, 1 = best}
+    tau: dict  # {Game: {variant: (Kendall tau, p) against the paper's ranking}}
+    ins_vs_del: dict  # {protocol: (tau, p) between its insertion and deletion rankings}
+
+
+@dataclass(frozen=True)
+class Statistics:
+    cells: list  # [Cell]
+    comparisons: list  # [Comparison]
+    headlines: list  # [Headline]
+    rankings: list  # [Ranking]
+    outputs: dict  # {model tag: OutputId}, as PerImage.outputs
+
+
+def cell_statistics(per_image: PerImage) -> list[Cell]:
+    """One Cell per (model tag, method, game)."""
+    return [Cell(model, method, game, len(methods[method][game]),
+                 *mean_ci(methods[method][game], n_resamples=N_RESAMPLES, seed=SEED))
+            for model, methods in per_image.values.items() for method in method_order(methods) for game in GAMES]
+
+
+def comparisons(per_image: PerImage) -> list[Comparison]:
+    """LA against each baseline on the same images, per model and game; p_holm over the comparisons
+    of one table: one game under one metric protocol (the paper's, or one variant)."""
+    pairs = []
+    for model, methods in per_image.values.items():
+        if LEAD not in methods:
+            continue
+        for method in method_order(methods):
+            for game in GAMES:
+                lead, other = methods[LEAD][game], methods[method][game]
+                if method != LEAD and lead.shape == other.shape:  # else scored on other images: no pairing
+                    pairs.append((model, method, game, paired_comparison(lead, other, n_resamples=N_RESAMPLES,
+                                                                         seed=SEED)))
+    families = {}
+    for i, (model, _, game, _) in enumerate(pairs):
+        families.setdefault((per_image.protocol(model), game), []).append(i)
+    p_holm = {}
+    for members in families.values():
+        p_holm.update(zip(members, holm([pairs[i][3]["p_wilcoxon"] for i in members])))
+    return [Comparison(model, method, game, r["n"], r["mean_diff"], r["low"], r["high"], r["p_wilcoxon"], p_holm[i],
+                       verdict(game, r["mean_diff"], p_holm[i])) for i, (model, method, game, r) in enumerate(pairs)]
+
+
+def verdict(game: Game, la_minus_method, p_holm):
+    if not p_holm < ALPHA or la_minus_method == 0:
+        return "n.s."
+    la_higher = la_minus_method > 0
+    return "better" if la_higher == game.higher_is_better else "worse"
+
+
+def headlines(per_image: PerImage) -> list[Headline]:
+    """LA's mean relative improvement over the baselines (scored on LA's images), per model and game."""
+    found = []
+    for model, methods in per_image.values.items():
+        if LEAD not in methods:
+            continue
+        for game in GAMES:
+            lead = methods[LEAD][game]
+            baselines = {m: v[game] for m, v in methods.items() if m != LEAD and v[game].shape == lead.shape}
+            if baselines:
+                value, low, high = relative_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
+                found.append(Headline(model, game, len(lead), len(baselines), value, low, high))
+    return found
+
+
+def rankings(per_image: PerImage) -> list[Ranking]:
+    """A Ranking of every model scored under the paper's protocol and at least one variant: every
+    protocol on the first n images all of them scored, tau over the methods both protocols hold."""
+    groups = {}
+    for tag, methods in per_image.values.items():
+        shared, protocol = protocol_of(per_image.outputs[tag])
+        groups.setdefault(shared, {})[protocol] = (tag, methods)
+    found = []
+    for protocols in groups.values():
+        if PAPER not in protocols or len(protocols) < 2:
+            continue
+        names = [PAPER] + sorted(p for p in protocols if p != PAPER)
+        scored = {p: protocols[p][1] for p in names}
+        n = min(len(v[GAMES[0]]) for p in names for v in scored[p].values())
+        methods = method_order(m for p in names for m in scored[p])
+        means, ranks, tau = {}, {}, {}
+        for game in GAMES:
+            means[game] = pd.DataFrame(np.nan, index=methods, columns=names)
+            for protocol in names:
+                for method, values in scored[protocol].items():
+                    means[game].loc[method, protocol] = values[game][:n].mean()
+            ranks[game] = means[game].rank(ascending=not game.higher_is_better, method="min")
+            tau[game] = {}
+            for protocol in names[1:]:
+                both = means[game][[PAPER, protocol]].dropna()
+                tau[game][protocol] = rank_agreement(both[PAPER].to_dict(), both[protocol].to_dict(),
+                                                     game.higher_is_better)
+        ins_vs_del = {p: rank_agreement(*(means[g][p].dropna().to_dict() for g in GAMES),
+                                        tuple(g.higher_is_better for g in GAMES)) for p in names}
+        found.append(Ranking(protocols[PAPER][0], names, n, means, ranks, tau, ins_vs_del))
+    return found
+
+
+def statistics(per_image: PerImage) -> Statistics:
+    return Statistics(cell_statistics(per_image), comparisons(per_image), headlines(per_image), rankings(per_image),
+                      per_image.outputs)

@@ -1,4 +1,5 @@
-"""results.csv as the paper's tables, and the LA parameter grid (the logic of tables.py)."""
+"""results.csv as the paper's tables, and the LA parameter grid (the logic of tables.py), built
+as labench.render tables and written in Markdown and LaTeX."""
 from __future__ import annotations
 
 import math
@@ -7,16 +8,22 @@ from pathlib import Path
 import pandas as pd
 
 from saliency import PAPER_ORDER, SaliencyError, get_method
+from saliency.metric import GAMES, INSERTION
 
 from .errors import UserError
+from .figures import la_grid_figure, save_figure
 from .files import read_results
-from .identity import OutputId, choose_setting, method_order, parse_model_tag
+from .identity import OutputId, choose_setting, method_order
 from .models import PAPER_MODELS
+from .render import MISSING, Number, Table, latex, markdown, save_text
 
-MISSING = "-"
 GRID_METHOD = "la"  # the method whose parameter grid is tabulated (its file parameters)
 LA_KEYS = list(get_method(GRID_METHOD).file_params)
-GAMES = {"insertion": "Insertion (higher is better)", "deletion": "Deletion (lower is better)"}
+
+
+def heading(game) -> str:
+    """'Insertion (higher is better)'."""
+    return f"{game.title} ({game.better} is better)"
 
 
 # ---------------------------------------------------------------- reading
@@ -24,9 +31,9 @@ GAMES = {"insertion": "Insertion (higher is better)", "deletion": "Deletion (low
 
 def load_results(path) -> pd.DataFrame:
     """results.csv as a frame: model (the model tag), attr_method, spatial_range, max_iter,
-    sampling_times (ints for LA rows, None otherwise), insertion, deletion (floats, NaN when blank).
-    Rows are read through labench.identity, the rule that named them. A later row with the same
-    key replaces an earlier one."""
+    sampling_times (ints for LA rows, None otherwise), insertion, deletion (floats, NaN when blank),
+    output (the row's labench.identity.OutputId: tables read its fields, never split the tag).
+    A later row with the same key replaces an earlier one."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; run eval.py or para_explore.sh first")
@@ -40,13 +47,13 @@ def load_results(path) -> pd.DataFrame:
             continue  # a method this version does not know
         setting = out.setting
         records.append({"model": out.model_tag, "attr_method": out.method,
-                        **{k: setting.get(k) for k in LA_KEYS}})
-    df = pd.DataFrame(records, columns=["model", "attr_method", *LA_KEYS])
+                        **{k: setting.get(k) for k in LA_KEYS}, "output": out})
+    df = pd.DataFrame(records, columns=["model", "attr_method", *LA_KEYS, "output"])
     for key in LA_KEYS:
         df[key] = pd.Series([None if v is None or pd.isna(v) else int(v) for v in df[key]], index=df.index, dtype=object)
     kept = raw[[_known(m) for m in raw["attr_method"].str.strip()]].reset_index(drop=True)
     for game in GAMES:
-        df[game] = pd.to_numeric(kept[game], errors="coerce").values
+        df[game.name] = pd.to_numeric(kept[game.name], errors="coerce").values
     key = ["model", "attr_method", *LA_KEYS]
     return df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
 
@@ -59,18 +66,20 @@ def _known(method):
     return True
 
 
-def model_order(models):
-    """The paper's models first, then the others in order of appearance; the tags of one model
-    (resnet50, resnet50-published, resnet50-random, ...) side by side, the plain one first."""
-    models = list(dict.fromkeys(models))
-    bases = list(dict.fromkeys(parse_model_tag(name)[0] for name in models))
+def model_order(outputs):
+    """The model tags of `outputs` (OutputIds) in table order: the paper's models first, then the
+    others in order of appearance; the tags of one model (resnet50, resnet50-published,
+    resnet50-random, ...) side by side, the plain one first."""
+    base = {}
+    for out in outputs:
+        base.setdefault(out.model_tag, out.model)
+    bases = list(dict.fromkeys(base.values()))
 
-    def key(name):
-        base = parse_model_tag(name)[0]
-        rank = PAPER_MODELS.index(base) if base in PAPER_MODELS else len(PAPER_MODELS)
-        return (rank, bases.index(base) if rank == len(PAPER_MODELS) else 0, name)
+    def key(tag):
+        rank = PAPER_MODELS.index(base[tag]) if base[tag] in PAPER_MODELS else len(PAPER_MODELS)
+        return (rank, bases.index(base[tag]) if rank == len(PAPER_MODELS) else 0, tag)
 
-    return sorted(models, key=key)
+    return sorted(base, key=key)
 
 
 def display_name(method):
@@ -105,17 +114,17 @@ def choose_la(df, model, choice="default"):
         return choice if choice in settings else None
     if choice == "default":
         return choose_setting(GRID_METHOD, settings)
-    scored = [(s, r["insertion"]) for s, r in settings.items() if not pd.isna(r["insertion"])]
+    scored = [(s, r[INSERTION.name]) for s, r in settings.items() if not pd.isna(r[INSERTION.name])]
     if not scored:
         return choose_setting(GRID_METHOD, settings)
     return max(scored, key=lambda item: (item[1], [-v for v in item[0]]))[0]  # ties: the smaller setting
 
 
 def main_tables(df, la="default", all_methods=False):
-    """{"insertion": frame, "deletion": frame} (index = models, columns = method names in the paper's
-    order, NaN where missing) and {model: (r, T, S) or None}, the LA setting used per model."""
+    """{Game: frame} (index = model tags, columns = method names in the paper's order, NaN where
+    missing) and {model tag: (r, T, S) or None}, the LA setting used per model."""
     la = parse_la_choice(la) if not isinstance(la, tuple) else la
-    models = model_order(df["model"])
+    models = model_order(df["output"])
     methods = list(PAPER_ORDER) if all_methods else method_order(df["attr_method"])
     if all_methods:
         methods += [m for m in method_order(df["attr_method"]) if m not in methods]
@@ -131,7 +140,7 @@ def main_tables(df, la="default", all_methods=False):
                         continue
                     rows = rows[[tuple(int(v) for v in r[LA_KEYS]) == chosen[model] for _, r in rows.iterrows()]]
                 if len(rows):
-                    frame.loc[model, method] = rows[game].iloc[-1]
+                    frame.loc[model, method] = rows[game.name].iloc[-1]
         tables[game] = frame
     return tables, chosen
 
@@ -140,29 +149,8 @@ def best_mask(frame, game, digits):
     """True where a cell holds its row's best value, as displayed (rounded): max insertion, min deletion.
     Every cell equal to the best is marked."""
     rounded = frame.round(digits)
-    best = rounded.max(axis=1) if game == "insertion" else rounded.min(axis=1)
+    best = rounded.max(axis=1) if game.higher_is_better else rounded.min(axis=1)
     return rounded.eq(best, axis=0) & rounded.notna()
-
-
-def format_cells(frame, game, digits, bold):
-    """Strings for every cell: the value with `digits` places, bold(text) for the best, '-' if missing."""
-    mask = best_mask(frame, game, digits)
-    cells = pd.DataFrame(MISSING, index=frame.index, columns=frame.columns, dtype=object)
-    for model in frame.index:
-        for method in frame.columns:
-            value = frame.loc[model, method]
-            if pd.isna(value):
-                continue
-            text = f"{value:.{digits}f}"
-            cells.loc[model, method] = bold(text) if mask.loc[model, method] else text
-    return cells
-
-
-def markdown(header, rows):
-    """A Markdown table from a header list and rows of strings."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def la_note(chosen):
@@ -170,49 +158,33 @@ def la_note(chosen):
     return "LA setting (spatial_range r, max_iter T, sampling_times S): " + "; ".join(parts) if parts else ""
 
 
-def table_markdown(frame, game, digits=4, chosen=None):
-    cells = format_cells(frame, game, digits, lambda t: f"**{t}**")
-    header = ["Model"] + [display_name(m) for m in frame.columns]
-    text = f"**{GAMES[game]}**\n\n" + markdown(header, [[m, *cells.loc[m]] for m in frame.index])
-    note = la_note(chosen or {}) if GRID_METHOD in frame.columns else ""
-    return text + (f"\n\n{note}" if note else "")
+def main_table(frame, game, digits=4, chosen=None) -> Table:
+    """One game's main table: the value of every cell with `digits` places, the best of each row in
+    bold, '-' where missing; the LA setting shown named under it."""
+    mask = best_mask(frame, game, digits)
 
+    def cell(model, method):
+        value = frame.loc[model, method]
+        return MISSING if pd.isna(value) else Number(value, digits, bool(mask.loc[model, method]))
 
-def latex_escape(text):
-    """Text with LaTeX's special characters escaped."""
-    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-    return "".join(special.get(ch, ch) for ch in str(text))
-
-
-def table_latex(frame, game, digits=4, chosen=None):
-    """A booktabs tabular (needs \\usepackage{booktabs}) inside a table environment."""
-    cells = format_cells(frame, game, digits, lambda t: rf"\textbf{{{t}}}")
-    header = ["Model"] + [latex_escape(display_name(m)) for m in frame.columns]
-    arrow = r"$\uparrow$" if game == "insertion" else r"$\downarrow$"
-    lines = [r"% needs \usepackage{booktabs}", r"\begin{table}[t]", r"\centering",
-             rf"\caption{{{GAMES[game].split(' (')[0]} AUC ({arrow}); best per model in bold.}}",
-             rf"\label{{tab:{game}}}", r"\begin{tabular}{l" + "c" * len(frame.columns) + "}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule"]
-    lines += [" & ".join([latex_escape(m), *cells.loc[m]]) + r" \\" for m in frame.index]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    note = la_note(chosen or {}) if GRID_METHOD in frame.columns else ""
-    if note:
-        lines.append(rf"\par\smallskip{{\footnotesize {latex_escape(note)}}}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines)
+    rows = [[model, *(cell(model, method) for method in frame.columns)] for model in frame.index]
+    arrow = r"$\uparrow$" if game.higher_is_better else r"$\downarrow$"
+    return Table(["Model"] + [display_name(m) for m in frame.columns], rows, title=f"**{heading(game)}**",
+                 caption=f"{game.title} AUC ({arrow}); best per model in bold.", label=f"tab:{game.name}",
+                 note=la_note(chosen or {}) if GRID_METHOD in frame.columns else "")
 
 
 # ---------------------------------------------------------------- the LA grid
 
 
-def la_grid(df, model, game="insertion"):
+def la_grid(df, model, game=INSERTION):
     """AUC of one model's LA runs: index (spatial_range, max_iter), columns sampling_times; NaN missing."""
     rows = la_settings(df, model)
     if rows.empty:
         return pd.DataFrame()
     rows = rows.assign(**{k: rows[k].astype(int) for k in LA_KEYS})
-    grid = rows.pivot_table(index=["spatial_range", "max_iter"], columns="sampling_times", values=game, aggfunc="last")
+    grid = rows.pivot_table(index=["spatial_range", "max_iter"], columns="sampling_times", values=game.name,
+                            aggfunc="last")
     full = pd.MultiIndex.from_product([sorted(rows["spatial_range"].unique()), sorted(rows["max_iter"].unique())],
                                       names=["spatial_range", "max_iter"])
     grid = grid.reindex(index=full, columns=sorted(rows["sampling_times"].unique()))
@@ -220,70 +192,35 @@ def la_grid(df, model, game="insertion"):
     return grid.astype(float)
 
 
-def la_grid_markdown(df, digits=4):
-    parts = []
-    for model in model_order(df["model"]):
+def la_grid_tables(df, digits=4) -> list[Table]:
+    """Per model with LA rows and per game: AUC against (spatial_range, max_iter) rows and
+    sampling_times columns, the best in bold."""
+    tables = []
+    for model in model_order(df["output"]):
         for game in GAMES:
             grid = la_grid(df, model, game)
             if grid.empty:
                 continue
             rounded = grid.round(digits)
-            best = rounded.max().max() if game == "insertion" else rounded.min().min()
-            header = ["r (spatial_range)", "T (max_iter)"] + [f"S={s}" for s in grid.columns]
-            rows = []
-            for (r, t), values in grid.iterrows():
-                row = [str(r), str(t)]
-                for s, value in values.items():
-                    text = MISSING if pd.isna(value) else f"{value:.{digits}f}"
-                    row.append(f"**{text}**" if text != MISSING and rounded.loc[(r, t), s] == best else text)
-                rows.append(row)
-            parts.append(f"**LA grid, {model}: {GAMES[game]}** (best in bold)\n\n" + markdown(header, rows))
-    return "\n\n".join(parts)
+            best = rounded.max().max() if game.higher_is_better else rounded.min().min()
+            rows = [[str(r), str(t), *(MISSING if pd.isna(value) else Number(value, digits, bool(rounded.loc[(r, t), s] == best))
+                                       for s, value in values.items())] for (r, t), values in grid.iterrows()]
+            tables.append(Table(["r (spatial_range)", "T (max_iter)"] + [f"S={s}" for s in grid.columns], rows,
+                                title=f"**LA grid, {model}: {heading(game)}** (best in bold)"))
+    return tables
+
+
+def la_grid_markdown(df, digits=4):
+    return "\n\n".join(markdown(table) for table in la_grid_tables(df, digits))
 
 
 def la_grid_plot(df, model, path):
-    """One panel per spatial_range: AUC against max_iter, a line per sampling_times; insertion on the
-    top row, deletion below. Returns the path, or None when the model has no LA rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The LA grid figure of one model (labench.figures.la_grid_figure) saved to `path`; returns the
+    path, or None when the model has no LA rows."""
     grids = {game: la_grid(df, model, game) for game in GAMES}
-    if grids["insertion"].empty:
+    if grids[INSERTION].empty:
         return None
-    ranges = list(grids["insertion"].index.get_level_values(0).unique())
-    fig, axes = plt.subplots(2, len(ranges), figsize=(3.6 * len(ranges) + 0.6, 6.2), squeeze=False,
-                             sharex=True, sharey="row")
-    for row, game in enumerate(GAMES):
-        grid = grids[game]
-        for col, r in enumerate(ranges):
-            ax = axes[row][col]
-            part = grid.loc[r]
-            for s in grid.columns:
-                ax.plot(part.index, part[s], marker="o", label=f"S={s}")
-            ax.set_title(f"{game}, r={r}", fontsize=10)
-            ax.set_xticks(list(part.index))
-            ax.grid(alpha=0.3)
-            if row == 1:
-                ax.set_xlabel("max_iter T")
-            if col == 0:
-                ax.set_ylabel(f"{game} AUC ({'higher' if game == 'insertion' else 'lower'} is better)")
-    axes[0][-1].legend(title="sampling_times", fontsize=8, title_fontsize=8)
-    fig.suptitle(f"LA grid, {model}")
-    return save_png(fig, path)
-
-
-def save_png(fig, path, dpi=120):
-    """Lay out, save (creating the folder) and close a figure; returns the path."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(la_grid_figure(grids, model), path, dpi=120)
 
 
 # ---------------------------------------------------------------- all outputs
@@ -295,30 +232,22 @@ def write_tables(csv_path="results.csv", out="tables", la="default", digits=4, a
     if df.empty:
         raise UserError(f"{csv_path} holds no rows")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tables, chosen = main_tables(df, la=la, all_methods=all_methods)
     written = []
     sections = []
     for game, frame in tables.items():
-        md = table_markdown(frame, game, digits, chosen)
-        sections.append(md)
-        for suffix, text in [("md", md), ("tex", table_latex(frame, game, digits, chosen))]:
-            path = out / f"{game}.{suffix}"
-            path.write_text(text + "\n")
-            written.append(path)
+        table = main_table(frame, game, digits, chosen)
+        sections.append(markdown(table))
+        written += [save_text(out / f"{game.name}.md", sections[-1]), save_text(out / f"{game.name}.tex", latex(table))]
     grid_md = la_grid_markdown(df, digits)
     if grid_md:
         sections.append(grid_md)
-        (out / "la_grid.md").write_text(grid_md + "\n")
-        written.append(out / "la_grid.md")
+        written.append(save_text(out / "la_grid.md", grid_md))
         if plots:
-            for model in model_order(df["model"]):
+            for model in model_order(df["output"]):
                 png = la_grid_plot(df, model, out / f"la_grid_{model}.png")
                 if png is not None:
                     written.append(png)
     text = "\n\n".join(sections)
-    (out / "tables.md").write_text(text + "\n")
-    written.insert(0, out / "tables.md")
+    written.insert(0, save_text(out / "tables.md", text))
     return text, written
-
-

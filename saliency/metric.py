@@ -20,6 +20,7 @@ Options (SPEC "Metric variants" and "As published"; the defaults are the paper's
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,7 +28,40 @@ import torch
 from .core.common import checked_classes, row_chunks
 from .errors import SaliencyError
 
-GAMES = ("ins", "del")
+
+@dataclass(frozen=True)
+class Game:
+    """One of the two games, declared once: `key` names it in scores files (`ins`, `ins_auc`,
+    `ins_curve`) and in `InsertionDeletion.curves`; `name` in results.csv's columns, the tables and
+    the statistics."""
+    key: str
+    name: str
+    higher_is_better: bool
+    moved: str  # what happens to the values the map ranks first: "inserted" or "deleted"
+
+    @property
+    def title(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def better(self) -> str:
+        """'higher' or 'lower' (is better)."""
+        return "higher" if self.higher_is_better else "lower"
+
+
+INSERTION = Game("ins", "insertion", higher_is_better=True, moved="inserted")
+DELETION = Game("del", "deletion", higher_is_better=False, moved="deleted")
+GAMES = (INSERTION, DELETION)
+
+
+def game_named(text: str) -> Game:
+    """The game whose key or name is `text` ('ins' or 'insertion', 'del' or 'deletion')."""
+    for game in GAMES:
+        if text in (game.key, game.name):
+            return game
+    raise SaliencyError(f"game={text!r} is not one of {', '.join(g.key for g in GAMES)}, "
+                        f"{', '.join(g.name for g in GAMES)}")
+
 N_STEPS = 224
 SUBSTRATES = ("black", "blur", "mean")
 ORDERS = ("channel", "pixel")
@@ -133,10 +167,16 @@ def _check_option(name: str, value, allowed) -> None:
         raise SaliencyError(f"{name}={value!r} is not one of {', '.join(allowed)}")
 
 
-def auc(curve) -> float:
-    """Trapezoid AUC over unit x-range of a 1-D curve: (sum - first/2 - last/2) / (n - 1)."""
-    curve = torch.as_tensor(curve, dtype=torch.float64)
-    return float((curve.sum() - curve[0] / 2 - curve[-1] / 2) / (len(curve) - 1))
+def auc(curves):
+    """Trapezoid AUC over a unit x-range, in float64: (sum - first/2 - last/2) / (steps - 1).
+
+    One curve [steps] -> a float; curves [steps, N] -> a float64 array [N], one AUC per column.
+    """
+    # a curve is summed by torch, columns row by row by NumPy: the orders every stored AUC was
+    # computed in (they differ in the last bit on float64 data), so no number moves
+    c = np.asarray(curves, dtype=np.float64) if np.ndim(curves) == 2 else torch.as_tensor(curves, dtype=torch.float64)
+    area = (c.sum(0) - c[0] / 2 - c[-1] / 2) / (len(c) - 1)
+    return area if c.ndim == 2 else float(area)
 
 
 class InsertionDeletion:
@@ -168,9 +208,9 @@ class InsertionDeletion:
             classes = torch.cat([self.model(images[s]).argmax(1) for s in row_chunks(len(images), self.batch_size)])
         else:
             classes = checked_classes(classes, len(images), device)
-        return {game: self._game(game, images, maps, classes, progress).T.cpu() for game in GAMES}
+        return {game.key: self._game(game, images, maps, classes, progress).T.cpu() for game in GAMES}
 
-    def _game(self, game, images, maps, classes, progress):
+    def _game(self, game: Game, images, maps, classes, progress):
         """[N, n_steps+1] scores of one game."""
         n, steps = len(images), self.n_steps + 1
         size = images[0].numel()
@@ -189,7 +229,7 @@ class InsertionDeletion:
             for part in row_chunks(len(pair_image), self.batch_size):
                 img = pair_image[part]
                 moved = rank[img] < pair_moved[part, None]
-                keep = ~moved if game == "del" else moved
+                keep = moved if game is INSERTION else ~moved
                 if self.order == "pixel":  # a pixel's mask for each of its channels ([C, H*W] layout)
                     keep = keep.repeat(1, size // units)
                 # black keeps its original expression: the default numbers stay bitwise the same

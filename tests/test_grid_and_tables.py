@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, make_images
+from saliency.metric import DELETION, INSERTION
 
 SCRIPT = ROOT / "para_explore.sh"
 
@@ -179,7 +180,7 @@ def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
 
     df = tables.load_results(hand_csv)
     result, chosen = tables.main_tables(df)
-    ins, dele = result["insertion"], result["deletion"]
+    ins, dele = result[INSERTION], result[DELETION]
     assert list(ins.index) == ["resnet50", "vgg16"]  # the paper's model order
     assert list(ins.columns) == ["la", "agi", "ig", "sm"]  # the paper's method order
     # LA: the paper default where present, else the most work (identity.choose_setting, as the grid figure)
@@ -191,11 +192,25 @@ def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
     # other choices
     assert tables.main_tables(df, la="best")[1]["resnet50"] == (10, 20, 20)
     forced, chosen = tables.main_tables(df, la=(30, 30, 10))
-    assert forced["deletion"].loc["resnet50", "la"] == 0.06 and np.isnan(forced["insertion"].loc["vgg16", "la"])
+    assert forced[DELETION].loc["resnet50", "la"] == 0.06 and np.isnan(forced[INSERTION].loc["vgg16", "la"])
     assert chosen["vgg16"] is None
     everything, _ = tables.main_tables(df, all_methods=True)
-    assert [tables.display_name(m) for m in everything["insertion"].columns] == [
+    assert [tables.display_name(m) for m in everything[INSERTION].columns] == [
         "LA", "AGI", "AttEXplore", "BIG", "DeepLIFT", "EG", "FIG", "GIG", "IG", "MFABA", "SG", "SM"]
+
+
+def test_model_order_reads_the_model_field_not_the_tag():
+    from types import SimpleNamespace
+
+    from labench import tables
+
+    def out(model, tag):
+        return SimpleNamespace(model=model, model_tag=tag)
+
+    # 'resnet50-x' is a model of its own (a name with '-'), not resnet50 under a mode
+    outputs = [out("resnet50-x", "resnet50-x"), out("vgg16", "vgg16"), out("resnet50", "resnet50-amp"),
+               out("resnet50", "resnet50"), out("my-net", "my-net"), out("resnet50", "resnet50")]
+    assert tables.model_order(outputs) == ["resnet50", "resnet50-amp", "vgg16", "resnet50-x", "my-net"]
 
 
 def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
@@ -238,13 +253,13 @@ def test_la_grid_table_and_figure(hand_csv, tmp_path):
     from labench import tables
 
     df = tables.load_results(hand_csv)
-    grid = tables.la_grid(df, "resnet50", "insertion")
+    grid = tables.la_grid(df, "resnet50", INSERTION)
     # rows: every (spatial_range, max_iter) of the model's LA runs; columns: sampling_times
     assert grid.shape == (3 * 3, 2)
     assert list(grid.columns) == [10, 20]
     assert grid.loc[(10, 20), 20] == 0.6 and grid.loc[(30, 30), 10] == 0.45
     assert np.isnan(grid.loc[(20, 10), 10])
-    assert tables.la_grid(df, "vgg16", "deletion").shape == (2 * 1, 2)
+    assert tables.la_grid(df, "vgg16", DELETION).shape == (2 * 1, 2)
     assert tables.la_grid(df, "nomodel").empty
 
     text = tables.la_grid_markdown(df)

@@ -137,6 +137,12 @@ def test_auc_is_the_trapezoid_rule():
     curve = np.array([0.2, 0.9, 0.4, 0.1])
     assert auc(curve) == pytest.approx((curve.sum() - 0.1 - 0.05) / 3)
     assert auc(curve) == pytest.approx(np.trapezoid(curve, dx=1 / 3))
+    # the columns of [steps, N] curves: one AUC each, as np.trapezoid gives
+    curves = np.random.default_rng(0).random((5, 3))
+    columns = auc(curves)
+    assert isinstance(auc(curve), float) and columns.shape == (3,) and columns.dtype == np.float64
+    assert columns == pytest.approx(np.trapezoid(curves, dx=1 / 4, axis=0))
+    assert columns == pytest.approx([auc(curves[:, i]) for i in range(3)])
 
 
 def test_shape_mismatch_is_refused():

@@ -1,16 +1,17 @@
-"""Interval-backed tables (labench.significance) on hand-made scores files with known answers, and
-the one report command on 2 images and 2 methods."""
+"""Interval-backed tables (labench.significance, their statistics in labench.stats) on hand-made
+scores files with known answers, and the one report command on 2 images and 2 methods."""
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
 from conftest import load_script, make_images
-from labench import significance
+from labench import significance, stats
 from labench.files import save_npz, upsert_csv_row
 from labench.identity import OutputId
 from labench.scoring import load_scores
 from labench.stats import holm
+from saliency.metric import DELETION, GAMES, INSERTION
 
 N = 20
 
@@ -47,74 +48,76 @@ def hand_run(tmp_path):
     return tmp_path, paper, blur
 
 
+def collected(folder):
+    """The per-image AUCs of the hand-made run, LA at the setting the tables show."""
+    df = significance.load_results(folder / "results.csv")
+    return significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+
+
 def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
+    per_image = collected(folder)
     assert set(per_image.values) == {"m", "m-substrate_blur"}
-    assert np.array_equal(per_image.values["m"]["la"]["insertion"], paper["la"][0])  # the shown setting, not r=10
-    cells = significance.cell_statistics(per_image)
-    cell = cells[(cells["model"] == "m") & (cells["method"] == "ig") & (cells["game"] == "deletion")].iloc[0]
+    assert np.array_equal(per_image.values["m"]["la"][INSERTION], paper["la"][0])  # the shown setting, not r=10
+    cells = stats.cell_statistics(per_image)
+    [cell] = [c for c in cells if (c.model, c.method, c.game) == ("m", "ig", DELETION)]
     ci = scipy.stats.bootstrap((paper["ig"][1],), np.mean, n_resamples=10_000, method="BCa",
                                rng=np.random.default_rng(0)).confidence_interval
-    assert (cell["n"], cell["mean"]) == (N, pytest.approx(paper["ig"][1].mean()))
-    assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert (cell.n, cell.mean) == (N, pytest.approx(paper["ig"][1].mean()))
+    assert (cell.ci_low, cell.ci_high) == pytest.approx((ci.low, ci.high))
 
 
 def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    versus = significance.comparisons(per_image)
-    paper_rows = versus[versus["model"] == "m"].set_index(["method", "game"])
+    per_image = collected(folder)
+    versus = stats.comparisons(per_image)
+    paper_rows = {(r.method, r.game): r for r in versus if r.model == "m"}
     for method in ("ig", "sm"):
-        for game, k in (("insertion", 0), ("deletion", 1)):
+        for game, k in ((INSERTION, 0), (DELETION, 1)):
             diff = paper["la"][k] - paper[method][k]
-            row = paper_rows.loc[(method, game)]
-            assert row["la_minus_method"] == pytest.approx(diff.mean())
-            assert row["p_wilcoxon"] == pytest.approx(scipy.stats.wilcoxon(diff).pvalue)
+            row = paper_rows[(method, game)]
+            assert row.la_minus_method == pytest.approx(diff.mean())
+            assert row.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon(diff).pvalue)
     for tag in ("m", "m-substrate_blur"):  # one Holm family per table: a game under one metric protocol
-        for game in ("insertion", "deletion"):
-            part = versus[(versus["game"] == game) & (versus["model"] == tag)]
-            assert len(part) == 2 and part["p_holm"].tolist() == pytest.approx(holm(part["p_wilcoxon"].tolist()))
-    assert paper_rows.loc[("ig", "insertion"), "verdict"] == "better"
-    assert paper_rows.loc[("ig", "deletion"), "verdict"] == "better"  # LA deletes faster: lower is better
-    assert paper_rows.loc[("sm", "deletion"), "verdict"] == "n.s."
-    worse = significance.verdict("deletion", +0.05, 0.001)
-    assert worse == "worse" and significance.verdict("insertion", -0.05, 0.001) == "worse"
+        for game in GAMES:
+            part = [r for r in versus if r.game is game and r.model == tag]
+            assert len(part) == 2 and [r.p_holm for r in part] == pytest.approx(holm([r.p_wilcoxon for r in part]))
+    assert paper_rows[("ig", INSERTION)].verdict == "better"
+    assert paper_rows[("ig", DELETION)].verdict == "better"  # LA deletes faster: lower is better
+    assert paper_rows[("sm", DELETION)].verdict == "n.s."
+    worse = stats.verdict(DELETION, +0.05, 0.001)
+    assert worse == "worse" and stats.verdict(INSERTION, -0.05, 0.001) == "worse"
 
 
 def test_headline_is_the_mean_relative_improvement(hand_run):
     folder, paper, _ = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    heads = significance.headlines(per_image).set_index(["model", "game"])
+    per_image = collected(folder)
+    heads = {(r.model, r.game): r for r in stats.headlines(per_image)}
     la, ig, sm = (paper[m][0].mean() for m in ("la", "ig", "sm"))
-    assert heads.loc[("m", "insertion"), "relative_improvement"] == pytest.approx(((la - ig) / ig + (la - sm) / sm) / 2)
+    assert heads[("m", INSERTION)].relative_improvement == pytest.approx(((la - ig) / ig + (la - sm) / sm) / 2)
     la, ig, sm = (paper[m][1].mean() for m in ("la", "ig", "sm"))
-    assert heads.loc[("m", "deletion"), "relative_improvement"] == pytest.approx(((ig - la) / ig + (sm - la) / sm) / 2)
-    row = heads.loc[("m", "insertion")]
-    assert row["ci_low"] < row["relative_improvement"] < row["ci_high"]
+    assert heads[("m", DELETION)].relative_improvement == pytest.approx(((ig - la) / ig + (sm - la) / sm) / 2)
+    row = heads[("m", INSERTION)]
+    assert row.ci_low < row.relative_improvement < row.ci_high
 
 
 def test_robustness_ranks_on_shared_images_and_kendall_tau(hand_run):
     folder, paper, blur = hand_run
-    df = significance.load_results(folder / "results.csv")
-    per_image = significance.collect(df, folder / "scores", {"m": (20, 20, 20), "m-substrate_blur": (20, 20, 20)})
-    entry = significance.rankings(per_image)["m"]
-    assert entry["protocols"] == ["paper", "substrate_blur"] and entry["n"] == 10
-    means = entry["means"]["insertion"]
+    per_image = collected(folder)
+    [entry] = stats.rankings(per_image)
+    assert entry.model == "m" and entry.protocols == ["paper", "substrate_blur"] and entry.n == 10
+    means = entry.means[INSERTION]
     assert means.loc["ig", "paper"] == pytest.approx(paper["ig"][0][:10].mean())  # the variant's 10 images
-    assert entry["ranks"]["insertion"]["paper"].to_dict() == {"la": 1, "ig": 2, "sm": 3}
-    assert entry["ranks"]["insertion"]["substrate_blur"].to_dict() == {"la": 1, "ig": 3, "sm": 2}
-    tau, p = entry["tau"]["insertion"]["substrate_blur"]
+    assert entry.ranks[INSERTION]["paper"].to_dict() == {"la": 1, "ig": 2, "sm": 3}
+    assert entry.ranks[INSERTION]["substrate_blur"].to_dict() == {"la": 1, "ig": 3, "sm": 2}
+    tau, p = entry.tau[INSERTION]["substrate_blur"]
     assert tau == pytest.approx(1 / 3)  # one discordant pair of three
     assert (tau, p) == pytest.approx(tuple(scipy.stats.kendalltau([1, 2, 3], [1, 3, 2])))
     # insertion vs deletion under the paper's protocol: ranks la 1, ig 2, sm 3 against la ~ sm < ig
     ins_rank = [1, 2, 3]
     dele = [paper[m][1][:10].mean() for m in ("la", "ig", "sm")]
     expected = scipy.stats.kendalltau(ins_rank, scipy.stats.rankdata(dele))
-    assert entry["ins_vs_del"]["paper"][0] == pytest.approx(expected.statistic)
+    assert entry.ins_vs_del["paper"][0] == pytest.approx(expected.statistic)
 
 
 def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the_tables(hand_run):
@@ -124,12 +127,12 @@ def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the
     upsert_csv_row(folder / "results.csv", {**pixel.csv_key(), "insertion": 0.5, "deletion": 0.1})
     df = significance.load_results(folder / "results.csv")
     chosen = {tag: (20, 20, 20) for tag in ("m", "m-substrate_blur", "m-order_pixel")}
-    entry = significance.rankings(significance.collect(df, folder / "scores", chosen))["m"]
-    assert entry["n"] == 5 and entry["protocols"] == ["paper", "order_pixel", "substrate_blur"]
-    assert np.isnan(entry["tau"]["insertion"]["order_pixel"]).all()
-    assert np.isnan(entry["ins_vs_del"]["order_pixel"]).all()
-    assert entry["tau"]["insertion"]["substrate_blur"][0] == pytest.approx(1 / 3)
-    text = significance.robustness_markdown({"m": entry})
+    [entry] = stats.rankings(significance.collect(df, folder / "scores", chosen))
+    assert entry.n == 5 and entry.protocols == ["paper", "order_pixel", "substrate_blur"]
+    assert np.isnan(entry.tau[INSERTION]["order_pixel"]).all()
+    assert np.isnan(entry.ins_vs_del["order_pixel"]).all()
+    assert entry.tau[INSERTION]["substrate_blur"][0] == pytest.approx(1 / 3)
+    text = significance.robustness_markdown([entry])
     assert text.count("- (fewer than 2 methods)") == 3  # two games' tau and the insertion-vs-deletion row
 
 
