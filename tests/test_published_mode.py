@@ -12,6 +12,7 @@ from labench.identity import OutputId, maps_modes
 from saliency import InsertionDeletion, attribute, get_method, probability_model
 from saliency.core.eg import eg
 from saliency.core.la import la
+from saliency.metric import INSERTION
 from saliency.errors import SaliencyError
 
 N, SIZE = 5, 32
@@ -194,6 +195,6 @@ def test_tables_keep_published_rows_beside_the_default(tmp_path):
                     "vgg16-published,sm,-,-,-,0.26,0.13\n"
                     "resnet50,sm,-,-,-,0.2,0.1\n")
     result, _ = tables.main_tables(tables.load_results(path))
-    ins = result["insertion"]
+    ins = result[INSERTION]
     assert list(ins.index) == ["resnet50", "resnet50-published", "vgg16", "vgg16-published"]
     assert ins.loc["resnet50-published", "sm"] == 0.21 and ins.loc["resnet50", "sm"] == 0.2

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ROOT
 from labench import cli, grid, identity, models, scoring, tables
+from saliency.metric import INSERTION
 from labench.errors import UserError
 from labench.identity import OutputId
 from labench.run import Run
@@ -104,7 +105,7 @@ def insertion_table(folder, rows):
     path = folder / "results.csv"
     path.write_text("model,attr_method,spatial_range,max-iter,samples_number,insertion,deletion\n"
                     + "".join(f"{tag},sm,-,-,-,{value},0.1\n" for tag, value in rows))
-    return tables.main_tables(tables.load_results(path))[0]["insertion"]
+    return tables.main_tables(tables.load_results(path))[0][INSERTION]
 
 
 def test_tables_group_a_dashed_model_by_its_name(dashed_model, tmp_path):
