@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saliency import attribute
 from saliency.core.common import predict
@@ -21,6 +20,7 @@ from .cli import (bf16_maps, default_batch_size, load_inputs, method_of, method_
 from .errors import UserError
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
+from .progress import progress
 from .models import exact_model
 from .files import check_output_folder, save_npy
 
@@ -73,30 +73,33 @@ def run(args):
     settings = {"model": args.model, "weights": args.weights, "method": args.attr_method, "params": params,
                 "seed": args.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(args),
                 "channels_last": args.channels_last, "max_rows": args.max_rows, **coupling}
-    store = ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings)
     dist = Distributed(device)
-    todo = store.claim(dist)
-    # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
-    decide = bf16_maps(args) and method.explains_prediction
-    with tqdm(total=sum(b - a for a, b in todo), desc=f"{args.attr_method} {args.model}", unit="img",
-              disable=not dist.main) as bar:
-        for first, last in todo:
-            maps = []
-            for start in range(first, last, batch_size):
-                batch = slice(start, min(start + batch_size, last))
-                x = images[batch].to(device)
-                predicted = predict(exact_model(model), x) if decide else None
-                maps.append(attribute(
-                    args.attr_method, model, x, labels[batch].to(device), seed=args.seed, predicted=predicted,
-                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **coupling,
-                    **params,
-                ).cpu().contiguous())
-                bar.update(batch.stop - batch.start)
-            store.save(first, last, torch.cat(maps).numpy())
+    with ChunkStore(out, len(images), chunk_size(batch_size, args.chunk or 16), settings) as store:
+        todo = store.claim(dist)
+        if todo is None:  # another process held the output and wrote it
+            existing_output_matches(out, len(images))  # with as many maps as asked for
+            return
+        # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
+        decide = bf16_maps(args) and method.explains_prediction
+        with progress(sum(b - a for a, b in todo), f"{args.attr_method} {args.model}", "img",
+                      disable=not dist.main) as bar:
+            for first, last in todo:
+                maps = []
+                for start in range(first, last, batch_size):
+                    batch = slice(start, min(start + batch_size, last))
+                    x = images[batch].to(device)
+                    predicted = predict(exact_model(model), x) if decide else None
+                    maps.append(attribute(
+                        args.attr_method, model, x, labels[batch].to(device), seed=args.seed, predicted=predicted,
+                        indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows,
+                        **coupling, **params,
+                    ).cpu().contiguous())
+                    bar.update(batch.stop - batch.start)
+                store.save(first, last, torch.cat(maps).numpy())
 
-    def write(maps):
-        save_npy(maps, out)
-        return out
+        def write(maps):
+            save_npy(maps, out)
+            return out
 
-    if store.finish(dist, write):
-        print(f"wrote {out}")
+        if store.finish(dist, write):
+            print(f"wrote {out}")

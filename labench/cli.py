@@ -25,6 +25,9 @@ def add_common_arguments(parser):
     parser.add_argument("--attr_method", default="la", help=f"one of {', '.join(PAPER_ORDER)}")
     parser.add_argument("--spatial_range", type=int, default=20, help="LA: box half-width is x / spatial_range")
     parser.add_argument("--max_iter", type=int, default=20, help="LA: steps per exploration")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of --weights random and of the methods' per-image random generators; named in "
+                             "file names (random_seed<N>) when random weights are not of seed 0")
     parser.add_argument("--data_dir", default="data", help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
@@ -46,7 +49,6 @@ def attribution_parser(description=None):
     add_common_arguments(parser)
     parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
     parser.add_argument("--prefix", default="attributions", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the per-image random generators")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
                              "70%% of the free memory, measured; on a CPU the method's own)")
@@ -101,7 +103,8 @@ def modes(args) -> tuple:
 def output_id(args) -> OutputId:
     """The identity of what the script writes (eval.py: the scores; .maps(): the maps)."""
     method_of(args)
-    return OutputId.make(args.model, args.attr_method, weights_tag(args.weights), method_params(args), modes(args))
+    return OutputId.make(args.model, args.attr_method, weights_tag(args.weights, getattr(args, "seed", 0)),
+                         method_params(args), modes(args))
 
 
 def bf16_maps(args) -> bool:
@@ -148,6 +151,8 @@ def check_arguments(args):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, got {value}")
+    if getattr(args, "seed", 0) < 0:
+        raise UserError(f"--seed must be at least 0, got {args.seed}")
     for name, value in method_params(args).items():  # the method's flags carry its parameters' names
         try:
             method.check_params({name: value})
@@ -168,7 +173,7 @@ def load_inputs(args, amp=None, before_model=None):
         images, labels = images[: args.limit], labels[: args.limit]
     if before_model is not None:
         before_model(images)
-    model = load_model(args.model, weights=args.weights, device=device)
+    model = load_model(args.model, weights=args.weights, device=device, seed=getattr(args, "seed", 0))
     if method.functional_relus:
         model = functional_relu_model(model, args.model)
     if getattr(args, "fast", False):

@@ -52,7 +52,7 @@ def plan(args):
 def common_flags(args, method):
     return ["--model", args.model, "--weights", args.weights, "--attr_method", method, "--data_dir", args.data_dir,
             "--device", args.device, "--spatial_range", str(args.spatial_range), "--max_iter", str(args.max_iter),
-            "--sampling_times", str(args.sampling_times)]
+            "--sampling_times", str(args.sampling_times), "--seed", str(args.seed)]
 
 
 class Timings:
@@ -99,8 +99,8 @@ def run(args, log=print):
 def compute(args, methods, variants, variant_images, paths, timings, log):
     """The maps of every method and their scores under each protocol (what is on disk is kept)."""
     for method in methods:
-        gen = attribution_parser().parse_args([*common_flags(args, method), "--limit", str(args.images), "--seed",
-                                               str(args.seed), "--prefix", str(paths["attr_prefix"])])
+        gen = attribution_parser().parse_args([*common_flags(args, method), "--limit", str(args.images),
+                                               "--prefix", str(paths["attr_prefix"])])
         log(f"== maps: {method}")
         timings.run(f"maps {method}", lambda: attributions.run(gen))
     protocols = [("paper", [], args.images)] + [(v, VARIANTS[v], variant_images) for v in variants]

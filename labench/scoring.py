@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saliency import InsertionDeletion, auc, probability_model
 from saliency.core.common import predict
@@ -20,6 +19,7 @@ from .files import check_output_folder, load_npy, load_npz, read_results, save_n
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .models import exact_model
+from .progress import progress
 
 METRIC_DEFAULTS = {"ties": "stable", "substrate": "black", "order": "channel"}
 
@@ -116,30 +116,32 @@ def compute_scores(args, out):
                 "batch_size": args.batch_size or "auto", "images": list(images.shape), "amp": args.amp,
                 "channels_last": args.channels_last, "records": "curves+class"}
     settings.update({k: v for k, v in options.items() if v != METRIC_DEFAULTS[k]})  # named only when not default
-    store = ChunkStore(out, len(images), args.chunk, settings)
     # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
     fit = auto_rows(model, images.shape[1:], device, grad=False) if not args.batch_size else None
     batch_size = args.batch_size or (whole_curves(fit) if fit else default_batch_size(device))
     dist = Distributed(device)
-    todo = store.claim(dist)
-    per_image = 2 * (N_STEPS + 1)
-    if args.fast and not args.amp:  # the metric only runs forwards: compile where it pays
-        model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
-                                             per_image * sum(b - a for a, b in todo))
-        if note and dist.main:
-            print(note, file=sys.stderr)
-    with tqdm(total=per_image * sum(b - a for a, b in todo), desc="insertion/deletion", unit="img",
-              disable=not dist.main) as bar:
-        for a, b in todo:
-            chunk_maps = torch.from_numpy(maps[a:b])
-            store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
+    with ChunkStore(out, len(images), args.chunk, settings) as store:
+        todo = store.claim(dist)
+        if todo is None:  # another process held the output and wrote it
+            return load_scores(out) if dist.main else None
+        per_image = 2 * (N_STEPS + 1)
+        if args.fast and not args.amp:  # the metric only runs forwards: compile where it pays
+            model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
+                                                 per_image * sum(b - a for a, b in todo))
+            if note and dist.main:
+                print(note, file=sys.stderr)
+        with progress(per_image * sum(b - a for a, b in todo), "insertion/deletion", "img",
+                      disable=not dist.main) as bar:
+            for a, b in todo:
+                chunk_maps = torch.from_numpy(maps[a:b])
+                store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
 
-    def write(records):
-        scores = summarize(records)
-        save_npz(scores, out)
-        return scores
+        def write(records):
+            scores = summarize(records)
+            save_npz(scores, out)
+            return scores
 
-    return store.finish(dist, write)
+        return store.finish(dist, write)
 
 
 def results_row(out_id, scores) -> dict:

@@ -17,7 +17,7 @@ LAYERS = {
     "labench.attributions": 7, "labench.scoring": 7, "labench.figures": 7, "labench.tables": 7, "labench.stats": 7,
     "labench.cli": 6,
     "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.models": 5, "labench.fast": 5,
-    "labench.identity": 4, "labench.files": 4,
+    "labench.identity": 4, "labench.files": 4, "labench.progress": 4,
     "labench.errors": 3,
     "labench": 3,
     "vgg16_mod": 2, "resnet_mod": 1,
