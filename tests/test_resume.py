@@ -122,20 +122,22 @@ def test_torchrun_two_ranks_write_what_one_process_writes(data_dir, tmp_path):
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
 
 
-# random weights (seed 0) in separate processes: the same network, so the same maps
-LA_RANDOM = ["--model", "efficientnet_lite0", "--weights", "random", "--attr_method", "la", "--max_iter", "2",
-             "--sampling_times", "2", "--batch_size", "1", "--chunk", "1"]  # eight chunks of one image
-RANDOM_STEM = "efficientnet_lite0-random_la_spatial-range-20_max-iter-2_sampling-times-2"
+# random weights (seed 0) in separate processes: the same network, so the same maps and scores
+RANDOM = ["--model", "efficientnet_lite0", "--weights", "random", "--batch_size", "1", "--chunk", "1"]
+SM_RANDOM = [*RANDOM, "--attr_method", "sm"]  # eight chunks of one image, cheap ones
+LA_RANDOM = [*RANDOM, "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2"]  # slower chunks
+SM_STEM = "efficientnet_lite0-random_sm"
+LA_STEM = "efficientnet_lite0-random_la_spatial-range-20_max-iter-2_sampling-times-2"
 WAITING = "waiting: another process"
 WAITED = "was written by the process this one waited for; not recomputed"
 
 
 @pytest.fixture(scope="module")
-def random_maps(data_dir, tmp_path_factory):
-    """The single-process maps of LA_RANDOM (its folder, its bytes)."""
+def sm_maps(data_dir, tmp_path_factory):
+    """The folder of the single-process maps of SM_RANDOM."""
     folder = tmp_path_factory.mktemp("single")
-    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(folder)], *LA_RANDOM), folder)
-    return folder, np.load(folder / f"{RANDOM_STEM}_attributions.npy").tobytes()
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(folder)], *SM_RANDOM), folder)
+    return folder
 
 
 def start_until(cmd, cwd, text):
@@ -168,9 +170,9 @@ def two_waiting_processes(cmd, cwd, output):
     return [run_rest(*p) for p in started]
 
 
-def test_two_processes_on_one_output_compute_it_once(data_dir, tmp_path, random_maps):
-    out = tmp_path / "maps" / f"{RANDOM_STEM}_attributions.npy"
-    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(out.parent)], *LA_RANDOM)
+def test_two_processes_on_one_output_compute_it_once(data_dir, tmp_path, sm_maps):
+    out = tmp_path / "maps" / f"{SM_STEM}_attributions.npy"
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(out.parent)], *SM_RANDOM)
     runs = two_waiting_processes(cmd, tmp_path, out)
     assert [status for status, _, _ in runs] == [0, 0], runs
     writer = [r for r in runs if f"wrote {out}" in r[1]]
@@ -178,14 +180,32 @@ def test_two_processes_on_one_output_compute_it_once(data_dir, tmp_path, random_
     assert len(writer) == len(waiter) == 1
     assert "8/8 img (100%)" in writer[0][2] and "img (" not in waiter[0][2]  # the waiter computed nothing
     assert all("\r" not in err and len(err.splitlines()) <= 12 for _, _, err in runs)  # log lines, no bar
-    assert np.load(out).tobytes() == random_maps[1]
+    assert np.load(out).tobytes() == np.load(sm_maps / out.name).tobytes()
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no parts, no lock file left
 
 
-def test_killing_the_lock_holder_lets_the_waiting_process_finish(data_dir, tmp_path, random_maps):
-    out = tmp_path / f"{RANDOM_STEM}_attributions.npy"
-    parts = tmp_path / f"{out.name}.parts"
-    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(tmp_path)], *LA_RANDOM)
+def test_two_eval_processes_on_one_output_score_it_once(data_dir, tmp_path, sm_maps):
+    scores = ["--attr_prefix", str(sm_maps), "--limit", "2", "--batch_size", "90", *SM_RANDOM[:4], "--chunk", "1",
+              "--attr_method", "sm"]
+    run_to_end(command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path",
+                                             str(tmp_path / "one.csv")], *scores), tmp_path)
+    out = tmp_path / "s2" / f"{SM_STEM}_scores.npz"
+    cmd = command("eval.py", data_dir, ["--prefix", str(out.parent), "--csv_path", str(tmp_path / "two.csv")], *scores)
+    runs = two_waiting_processes(cmd, tmp_path, out)
+    assert [status for status, _, _ in runs] == [0, 0], runs
+    assert sorted(WAITED in stdout for _, stdout, _ in runs) == [False, True]
+    a, b = np.load(tmp_path / "s1" / out.name), np.load(out)
+    for key in ["ins", "del", "ins_curve", "del_curve", "classes"]:
+        assert a[key].tobytes() == b[key].tobytes()
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()  # one row, the same
+
+
+def test_killing_the_lock_holder_lets_the_waiting_process_finish(data_dir, tmp_path):
+    single = tmp_path / "single"
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(single)], *LA_RANDOM), tmp_path)
+    out = tmp_path / "run" / f"{LA_STEM}_attributions.npy"
+    parts = out.with_name(f"{out.name}.parts")
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(out.parent)], *LA_RANDOM)
     holder = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
@@ -203,25 +223,9 @@ def test_killing_the_lock_holder_lets_the_waiting_process_finish(data_dir, tmp_p
     assert status == 0 and f"wrote {out}" in stdout, err
     left = 8 - saved
     assert f"{left}/{left} img (100%)" in err  # only the chunks the holder had not saved
-    assert np.load(out).tobytes() == random_maps[1]
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [out.name]
-    assert not (tmp_path / f".{out.name}.lock").exists()
-
-
-def test_two_eval_processes_on_one_output_score_it_once(data_dir, tmp_path, random_maps):
-    scores = ["--attr_prefix", str(random_maps[0]), "--chunk", "2", "--batch_size", "90", *LA_RANDOM[:10]]
-    single = command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path", str(tmp_path / "one.csv")],
-                     *scores)
-    run_to_end(single, tmp_path)
-    out = tmp_path / "s2" / f"{RANDOM_STEM}_scores.npz"
-    cmd = command("eval.py", data_dir, ["--prefix", str(out.parent), "--csv_path", str(tmp_path / "two.csv")], *scores)
-    runs = two_waiting_processes(cmd, tmp_path, out)
-    assert [status for status, _, _ in runs] == [0, 0], runs
-    assert sorted(WAITED in stdout for _, stdout, _ in runs) == [False, True]
-    a, b = np.load(tmp_path / "s1" / out.name), np.load(out)
-    for key in ["ins", "del", "ins_curve", "del_curve", "classes"]:
-        assert a[key].tobytes() == b[key].tobytes()
-    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+    assert np.load(out).tobytes() == np.load(single / out.name).tobytes()
+    assert [p.name for p in out.parent.iterdir() if not p.name.startswith(".")] == [out.name]
+    assert not out.with_name(f".{out.name}.lock").exists()
 
 
 def _write_rows(path, writer, count):
