@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saliency import attribute
 from saliency.core.common import predict
@@ -20,6 +19,7 @@ from .cli import bf16_maps, default_batch_size, load_inputs, method_of, output_i
 from .errors import UserError
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
+from .progress import progress
 from .models import exact_model
 from .files import check_output_folder, save_npy
 from .run import Run
@@ -73,30 +73,33 @@ def run(run: Run):
     settings = {"model": run.model, "weights": run.weights, "method": run.method, "params": params,
                 "seed": run.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(run),
                 "channels_last": run.channels_last, "max_rows": run.max_rows, **coupling}
-    store = ChunkStore(out, len(images), chunk_size(batch_size, run.chunk or 16), settings)
     dist = Distributed(device)
-    todo = store.claim(dist)
-    # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
-    decide = bf16_maps(run) and method.explains_prediction
-    with tqdm(total=sum(b - a for a, b in todo), desc=f"{run.method} {run.model}", unit="img",
-              disable=not dist.main) as bar:
-        for first, last in todo:
-            maps = []
-            for start in range(first, last, batch_size):
-                batch = slice(start, min(start + batch_size, last))
-                x = images[batch].to(device)
-                predicted = predict(exact_model(model), x) if decide else None
-                maps.append(attribute(
-                    run.method, model, x, labels[batch].to(device), seed=run.seed, predicted=predicted,
-                    indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows, **coupling,
-                    **params,
-                ).cpu().contiguous())
-                bar.update(batch.stop - batch.start)
-            store.save(first, last, torch.cat(maps).numpy())
+    with ChunkStore(out, len(images), chunk_size(batch_size, run.chunk or 16), settings) as store:
+        todo = store.claim(dist)
+        if todo is None:  # another process held the output and wrote it
+            existing_output_matches(out, len(images))  # with as many maps as asked for
+            return
+        # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
+        decide = bf16_maps(run) and method.explains_prediction
+        with progress(sum(b - a for a, b in todo), f"{run.method} {run.model}", "img",
+                      disable=not dist.main) as bar:
+            for first, last in todo:
+                maps = []
+                for start in range(first, last, batch_size):
+                    batch = slice(start, min(start + batch_size, last))
+                    x = images[batch].to(device)
+                    predicted = predict(exact_model(model), x) if decide else None
+                    maps.append(attribute(
+                        run.method, model, x, labels[batch].to(device), seed=run.seed, predicted=predicted,
+                        indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows,
+                        **coupling, **params,
+                    ).cpu().contiguous())
+                    bar.update(batch.stop - batch.start)
+                store.save(first, last, torch.cat(maps).numpy())
 
-    def write(maps):
-        save_npy(maps, out)
-        return out
+        def write(maps):
+            save_npy(maps, out)
+            return out
 
-    if store.finish(dist, write):
-        print(f"wrote {out}")
+        if store.finish(dist, write):
+            print(f"wrote {out}")

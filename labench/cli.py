@@ -48,6 +48,9 @@ def add_common_arguments(parser):
     parser.add_argument("--attr_method", default=DEFAULT.method, help=f"one of {', '.join(PAPER_ORDER)}")
     parser.add_argument("--spatial_range", type=int, default=20, help="LA: box half-width is x / spatial_range")
     parser.add_argument("--max_iter", type=int, default=20, help="LA: steps per exploration")
+    parser.add_argument("--seed", type=int, default=DEFAULT.seed,
+                        help="seed of --weights random and of the methods' per-image random generators; named in "
+                             "file names (random_seed<N>) when random weights are not of seed 0")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
@@ -61,7 +64,6 @@ def attribution_parser(description=None):
     add_common_arguments(parser)
     parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
     parser.add_argument("--prefix", default=DEFAULT.maps_dir, help="output folder")
-    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of the per-image random generators")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
                              "70%% of the free memory, measured; on a CPU the method's own)")
@@ -98,11 +100,11 @@ def _common_fields(flags: dict) -> dict:
     return {"model": flags["model"], "weights": flags["weights"], "method": flags["attr_method"],
             "params": {param: flags[flag.removeprefix("--")] for param, flag in PARAM_FLAGS.items()},
             "modes": tuple(name for name in FLAG_MODE_NAMES if flags[name]), "data_dir": flags["data_dir"],
-            "limit": flags["limit"], "device": flags["device"], "batch_size": flags["batch_size"]}
+            "limit": flags["limit"], "device": flags["device"], "batch_size": flags["batch_size"], "seed": flags["seed"]}
 
 
 def attribution_run(flags: dict) -> Run:
-    return Run(**_common_fields(flags), seed=flags["seed"], chunk=flags["chunk"], max_rows=flags["max_rows"],
+    return Run(**_common_fields(flags), chunk=flags["chunk"], max_rows=flags["max_rows"],
                group_size=flags["group_size"], maps_dir=flags["prefix"])
 
 
@@ -123,20 +125,20 @@ def _common_argv(run: Run) -> list:
     argv += [word for param, value in run.params for word in (PARAM_FLAGS[param], str(value))]
     argv += _flags([("--weights", run.weights, DEFAULT.weights), ("--data_dir", run.data_dir, DEFAULT.data_dir),
                     ("--limit", run.limit, None), ("--device", run.device, DEFAULT.device),
-                    ("--batch_size", run.batch_size, None)])
+                    ("--batch_size", run.batch_size, None), ("--seed", run.seed, DEFAULT.seed)])
     return argv + [f"--{name}" for name in run.modes if name in FLAG_MODE_NAMES]
 
 
 def attribution_argv(run: Run) -> list:
     """generate_attributions.py's arguments for `run` (attribution_parser reads them back as `run`)."""
     return _common_argv(run) + ["--prefix", run.maps_dir] + _flags(
-        [("--seed", run.seed, DEFAULT.seed), ("--chunk", run.chunk, None), ("--max_rows", run.max_rows, None),
+        [("--chunk", run.chunk, None), ("--max_rows", run.max_rows, None),
          ("--group_size", run.group_size, None)])
 
 
 def eval_argv(run: Run) -> list:
-    """eval.py's arguments for `run` (eval_parser reads them back as `run` where its seed, max_rows
-    and group_size are the defaults: eval.py has no flags for them)."""
+    """eval.py's arguments for `run` (eval_parser reads them back as `run` where its max_rows and
+    group_size are the defaults: eval.py has no flags for them)."""
     options = run.metric_options
     variants = _flags([(f"--{option}", options[option], values[0]) for option, values in METRIC_OPTIONS.items()])
     outputs = ["--attr_prefix", run.maps_dir, "--prefix", run.scores_dir, "--csv_path", run.csv_path]
@@ -208,6 +210,8 @@ def check_arguments(run: Run):
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    if run.seed < 0:
+        raise UserError(f"--seed must be at least 0, got {run.seed}")
     for name, value in run.method_params.items():
         try:
             method.check_params({name: value})
@@ -228,7 +232,7 @@ def load_inputs(run: Run, amp=None, before_model=None):
         images, labels = images[: run.limit], labels[: run.limit]
     if before_model is not None:
         before_model(images)
-    model = load_model(run.model, weights=run.weights, device=device)
+    model = load_model(run.model, weights=run.weights, device=device, seed=run.seed)
     if method.functional_relus:
         model = functional_relu_model(model, run.model)
     if run.fast:

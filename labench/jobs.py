@@ -5,12 +5,20 @@ A job splits images 0..N-1 into fixed chunks. Each finished chunk is saved atomi
 ranks of a `torchrun` launch take every world_size-th chunk. When all chunks exist, rank 0 joins
 them into the output. Chunk boundaries depend only on N and the chunk size, so the output is
 bitwise the same however the work was interrupted or split.
+
+One writer per output: a job holds an advisory lock on its output (OutputLock) from listing its
+chunks to writing the output. A second process started on the same output (another terminal, a
+grid relaunched while running) waits, saying so in one line, and then finds the output written
+(and stops) or the chunks left by a holder that died (and finishes them): no chunk is computed
+twice, none is lost, and the output is the single-process one.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,14 +58,78 @@ class Distributed:
             dist.destroy_process_group()
 
 
+class OutputLock:
+    """An exclusive advisory lock (fcntl.flock) on one output, held through the hidden file
+    `.<output name>.lock` beside it. The OS drops the lock when its process dies, kill -9
+    included, so a lock file left behind is never a held lock. The holder removes the file when
+    it releases; a waiter that then holds the lock of a removed file tries again on the new one."""
+
+    def __init__(self, output: Path):
+        self.output = Path(output)
+        self.path = self.output.with_name(f".{self.output.name}.lock")
+        self.file = None
+
+    def acquire(self, stream=None):
+        """Take the lock; while another process holds it, wait, after one line on `stream`
+        (default: stderr) naming the output and the holder's process id."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        said = False
+        while True:
+            file = open(self.path, "a+")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not said:
+                    self._say_waiting(file, sys.stderr if stream is None else stream)
+                    said = True
+                fcntl.flock(file, fcntl.LOCK_EX)
+            if self._holds_current_file(file):
+                break
+            file.close()
+        file.truncate(0)
+        file.write(str(os.getpid()))
+        file.flush()
+        self.file = file
+
+    def _say_waiting(self, file, stream):
+        file.seek(0)
+        holder = file.read().strip()
+        who = f"another process (pid {holder})" if holder.isdigit() else "another process"
+        print(f"waiting: {who} is writing {self.output}; this one goes on when it ends (no chunk is computed twice)",
+              file=stream, flush=True)
+
+    def _holds_current_file(self, file):
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(file.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def release(self):
+        if self.file is not None:
+            self.path.unlink(missing_ok=True)  # while still held: see the class docstring
+            self.file.close()  # closing drops the lock
+            self.file = None
+
+
 class ChunkStore:
-    """Chunks [start, stop) of an N-image job, kept as .npy files beside the final output."""
+    """Chunks [start, stop) of an N-image job, kept as .npy files beside the final output. Use it
+    as a context manager: leaving the block releases the output's lock, also on an error."""
 
     def __init__(self, output: Path, n: int, chunk: int, settings: dict):
         self.output = Path(output)
         self.n, self.chunk = n, max(1, int(chunk))
         self.folder = self.output.with_name(self.output.name + ".parts")
         self.settings = {**settings, "n": n, "chunk": self.chunk}
+        self.lock = OutputLock(self.output)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
 
     def ranges(self):
         return [(a, min(a + self.chunk, self.n)) for a in range(0, self.n, self.chunk)]
@@ -89,8 +161,19 @@ class ChunkStore:
             tmp.write_text(json.dumps(self.settings, sort_keys=True))
 
     def claim(self, dist: Distributed):
-        """Open the parts folder on every rank and return this rank's pending chunks; no rank
-        writes a chunk before all have listed theirs (else a chunk could go unclaimed)."""
+        """Take the output's lock (rank 0, for the whole launch), open the parts folder on every
+        rank and return this rank's pending chunks; no rank writes a chunk before all have listed
+        theirs (else a chunk could go unclaimed). None when the output exists once the lock is
+        taken (the process waited for wrote it): the job is over, lock and process group closed."""
+        if dist.main:
+            self.lock.acquire()
+        dist.barrier()
+        if self.output.exists():  # every rank sees it alike: rank 0 holds the lock
+            if dist.main:
+                print(f"{self.output} was written by the process this one waited for; not recomputed")
+            self.lock.release()
+            dist.close()
+            return None
         if dist.main:
             self.open()
         dist.barrier()
@@ -139,8 +222,8 @@ class ChunkStore:
 
     def finish(self, dist: Distributed, write):
         """The epilogue of a chunked job: wait for every rank; on rank 0 check that every chunk is
-        on disk, join them, `write(array)` the output and remove the chunks. Returns what write
-        returned on rank 0, None on the other ranks."""
+        on disk, join them, `write(array)` the output, remove the chunks and release the lock.
+        Returns what write returned on rank 0, None on the other ranks."""
         dist.barrier()
         result = None
         if dist.main:
@@ -148,5 +231,6 @@ class ChunkStore:
                 raise UserError(f"some chunks in {self.folder} are missing (a rank failed?); rerun to finish them")
             result = write(self.assemble())
             self.remove()
+            self.lock.release()
         dist.close()
         return result

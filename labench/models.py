@@ -5,9 +5,14 @@ torchvision classifier, any timm model (`vit_tiny_patch16_224`, or with a pretra
 `resnet50.a1_in1k`). Weights: "default" (the paper's IMAGENET1K_V1 for its four models, the
 packaged file for efficientnet_lite0, torchvision's DEFAULT, timm's pretrained weights),
 a torchvision weights name, "random", or the path of a local state-dict checkpoint.
+
+Random weights are a function of the architecture and a seed (load_model's `seed`, the scripts'
+--seed, default 0): every script, every torchrun rank and every resumed run builds the same
+network, and loading a model never changes torch's global random state.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -60,13 +65,29 @@ def is_checkpoint(weights) -> bool:
                                                             or Path(str(weights)).is_file())
 
 
-def weights_tag(weights) -> str:
-    """The weights part of file names: '' for the default, a checkpoint's file stem, else the name
-    itself, with anything but letters, digits, '_' and '.' made '_' ('-' separates name parts)."""
+def weights_tag(weights, seed=0) -> str:
+    """The weights part of file names: '' for the default, a checkpoint's file stem, 'random' for
+    random weights of seed 0 and 'random_seed<N>' for another seed, else the name itself; anything
+    but letters, digits, '_' and '.' made '_' ('-' separates name parts)."""
     if weights in (None, "default"):
         return ""
-    text = Path(str(weights)).stem if is_checkpoint(weights) else str(weights)
+    if weights == "random" and seed != 0:
+        text = f"random_seed{seed}"
+    else:
+        text = Path(str(weights)).stem if is_checkpoint(weights) else str(weights)
     return re.sub(r"[^A-Za-z0-9_.]", "_", text)
+
+
+@contextlib.contextmanager
+def seeded_init(seed):
+    """Inside the block torch's global CPU generator starts from `seed`; afterwards the global
+    random state (CPU and CUDA) is what it was before. Module constructors draw their initial
+    weights from that generator, so a network built inside is a function of (architecture, seed).
+    torch.manual_seed would also reseed the CUDA generators, which fork_rng(devices=[]) does not
+    restore: only the CPU generator is seeded (networks are built on the CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        yield
 
 
 def _torchvision_builder(arch, weights_enum_member):
@@ -261,10 +282,13 @@ def load_checkpoint(net, path):
 # ---------------------------------------------------------------- the logit model
 
 
-def load_model(name, weights="default", device="cpu"):
+def load_model(name, weights="default", device="cpu", seed=0):
     """Logit model for `name`: Normalize(the model's own mean/std) [-> resize to its input size] ->
-    network, in eval mode, parameters frozen."""
-    net, mean, std, size = resolve_builder(name)(weights)
+    network, in eval mode, parameters frozen. `seed` decides random weights (seeded_init); other
+    weights overwrite every tensor, so the seed does not change them."""
+    builder = resolve_builder(name)
+    with seeded_init(seed):
+        net, mean, std, size = builder(weights)
     if is_checkpoint(weights):
         load_checkpoint(net, weights)
     layers = [Normalize(mean, std)] + ([ResizeTo(size)] if size else []) + [net]

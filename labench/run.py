@@ -25,7 +25,7 @@ class Run:
     limit: int | None = None  # only the first N images
     device: str = "auto"
     batch_size: int | None = None  # None: the job's own choice
-    seed: int = 0
+    seed: int = 0  # of random weights and of the methods' per-image generators
     chunk: int | None = None  # images per saved chunk; None: the job's default
     max_rows: int | None = None
     group_size: int | None = None  # with the published mode: images per coupled group
@@ -47,7 +47,7 @@ class Run:
     @property
     def output_id(self) -> OutputId:
         """The identity of what the run's scores are (.maps(): of its maps)."""
-        return OutputId.make(self.model, self.method, weights_tag(self.weights), self.method_params, self.modes)
+        return OutputId.make(self.model, self.method, weights_tag(self.weights, self.seed), self.method_params, self.modes)
 
     @property
     def metric_options(self) -> dict:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saliency import InsertionDeletion, auc, probability_model
 from saliency.core.common import predict
@@ -22,6 +21,7 @@ from .memory import auto_rows
 from .identity import metric_options as paper_metric
 from .models import exact_model
 from .run import Run
+from .progress import progress
 
 METRIC_DEFAULTS = {"ties": TIES[0], **paper_metric()}  # the paper's protocol
 CHUNK = 10  # images per saved chunk unless the run says
@@ -113,30 +113,32 @@ def compute_scores(run: Run, out):
                 "batch_size": run.batch_size or "auto", "images": list(images.shape), "amp": run.amp,
                 "channels_last": run.channels_last, "records": "curves+class"}
     settings.update({k: v for k, v in options.items() if v != METRIC_DEFAULTS[k]})  # named only when not default
-    store = ChunkStore(out, len(images), run.chunk or CHUNK, settings)
     # on CUDA, perturbed images per forward fill the memory budget unless --batch_size is set
     fit = auto_rows(model, images.shape[1:], device, grad=False) if not run.batch_size else None
     batch_size = run.batch_size or (whole_curves(fit) if fit else default_batch_size(device))
     dist = Distributed(device)
-    todo = store.claim(dist)
-    per_image = 2 * (N_STEPS + 1)
-    if run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
-        model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
-                                             per_image * sum(b - a for a, b in todo))
-        if note and dist.main:
-            print(note, file=sys.stderr)
-    with tqdm(total=per_image * sum(b - a for a, b in todo), desc="insertion/deletion", unit="img",
-              disable=not dist.main) as bar:
-        for a, b in todo:
-            chunk_maps = torch.from_numpy(maps[a:b])
-            store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
+    with ChunkStore(out, len(images), run.chunk or CHUNK, settings) as store:
+        todo = store.claim(dist)
+        if todo is None:  # another process held the output and wrote it
+            return load_scores(out) if dist.main else None
+        per_image = 2 * (N_STEPS + 1)
+        if run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
+            model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
+                                                 per_image * sum(b - a for a, b in todo))
+            if note and dist.main:
+                print(note, file=sys.stderr)
+        with progress(per_image * sum(b - a for a, b in todo), "insertion/deletion", "img",
+                      disable=not dist.main) as bar:
+            for a, b in todo:
+                chunk_maps = torch.from_numpy(maps[a:b])
+                store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
 
-    def write(records):
-        scores = summarize(records)
-        save_npz(scores, out)
-        return scores
+        def write(records):
+            scores = summarize(records)
+            save_npz(scores, out)
+            return scores
 
-    return store.finish(dist, write)
+        return store.finish(dist, write)
 
 
 def results_row(out_id, scores) -> dict:

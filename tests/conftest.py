@@ -1,13 +1,19 @@
-"""Shared fixtures: a tiny CNN and tiny images, so that numerical tests run in seconds."""
+"""Shared fixtures: a tiny CNN and tiny images, so that numerical tests run in seconds.
+
+Every test starts from the same global random state (fixed_global_rng) and every random network
+here is built from its own seed without touching that state (labench.models.seeded_init), so a
+test's numbers do not depend on which tests ran before it."""
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from labench.models import Normalize
+from labench.models import Normalize, seeded_init
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,21 +32,22 @@ SMALL_SETTINGS = {
 
 
 def make_tiny_cnn(num_classes: int = 10, seed: int = 0, dtype=torch.float32) -> nn.Module:
-    """Logit model on [0,1] images of any size >= 8: Normalize -> conv/BN/ReLU/maxpool -> linear."""
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(16, num_classes),
-    )
-    with torch.no_grad():  # non-trivial BN statistics
-        bn = net[2]
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        net[-1].weight.mul_(4)
+    """Logit model on [0,1] images of any size >= 8: Normalize -> conv/BN/ReLU/maxpool -> linear.
+    Its weights are a function of `seed` alone; the global random state is left as it was."""
+    with seeded_init(seed):
+        net = nn.Sequential(
+            Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(16, num_classes),
+        )
+        with torch.no_grad():  # non-trivial BN statistics
+            bn = net[2]
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            net[-1].weight.mul_(4)
     net = net.to(dtype).eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -50,6 +57,15 @@ def make_tiny_cnn(num_classes: int = 10, seed: int = 0, dtype=torch.float32) -> 
 def make_images(n: int = 4, size: int = 16, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 3, size, size, generator=g, dtype=dtype)
+
+
+@pytest.fixture(autouse=True)
+def fixed_global_rng():
+    """Each test starts from the same global random state (torch, NumPy, random): a draw a test
+    makes without its own generator does not depend on the tests that ran before it."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
 
 
 @pytest.fixture

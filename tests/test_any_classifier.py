@@ -14,7 +14,6 @@ from saliency import PAPER_ORDER, SaliencyError, attribute
 @pytest.fixture(scope="module")
 def tiny_vit():
     """timm's test_vit (input 160, mean = std = 0.5) with random weights."""
-    torch.manual_seed(0)
     return load_model("test_vit", weights="random")
 
 
@@ -42,8 +41,7 @@ def test_every_method_runs_on_a_tiny_vit_or_says_why(tiny_vit, method):
 
 
 def test_checkpoint_weights_load_strictly_and_name_files(tmp_path):
-    torch.manual_seed(1)
-    source = load_model("test_resnet", weights="random")
+    source = load_model("test_resnet", weights="random", seed=1)
     path = tmp_path / "my fine-tuned.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in source[-1].state_dict().items()}}, path)
     loaded = load_model("test_resnet", weights=str(path))

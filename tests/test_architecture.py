@@ -19,7 +19,7 @@ LAYERS = {
     "labench.run": 6,
     "labench.identity": 5, "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.fast": 5,
     "labench.render": 5,
-    "labench.models": 4, "labench.files": 4,
+    "labench.models": 4, "labench.files": 4, "labench.progress": 4,
     "labench.errors": 3,
     "labench": 3,
     "vgg16_mod": 2, "resnet_mod": 1,

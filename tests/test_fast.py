@@ -1,5 +1,6 @@
 """--fast computes the same function: logits and input gradients of the cheaper copy against the
-model, on the offline efficientnet_lite0 and the paper's four architectures (random weights)."""
+model, on the offline efficientnet_lite0 and the paper's four architectures (random weights of
+seed 0: the same network in every run and test order)."""
 import numpy as np
 import pytest
 import torch
@@ -23,7 +24,14 @@ def top_logit_gradient(model, x):
 
 @pytest.mark.parametrize("name, weights, folds", ARCHITECTURES, ids=[a[0] for a in ARCHITECTURES])
 def test_fast_copy_has_the_same_logits_and_input_gradients(name, weights, folds):
-    model = load_model(name, weights=weights)
+    """Input gradients pass ReLU/ReLU6 kinks, where rounding flips single paths, so they are judged
+    by relative L2 error and correlation. Measured on the random networks of seeds 0-9, with 1
+    thread and with 2-4 (the thread count changes the rounding), worst case (seed 0's):
+    inception_v3 9.6e-3, 1 - r 4.6e-5 (seed 0: 6.1e-3 / 9.6e-3, 1 - r 1.8e-5 / 4.6e-5);
+    resnet50 5.8e-3, 1 - r 1.7e-5 (seed 0: 1.3e-3 / 4.0e-3); maxvit_t 7.5e-4, 1 - r 1.4e-6;
+    vgg16 0 (nothing to fold). The bounds, 3e-2 and 1 - r < 5e-4, leave 3x and 10x over the worst
+    case (an unseeded inception_v3 once measured 1.27e-2)."""
+    model = load_model(name, weights=weights, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast, done = fast_model(model, (3, 224, 224))
     assert done["folded"] == folds
@@ -35,11 +43,9 @@ def test_fast_copy_has_the_same_logits_and_input_gradients(name, weights, folds)
     scale = float(logits.abs().max())
     assert float((fast_logits - logits).abs().max()) <= 1e-3 * scale
     assert torch.equal(fast_logits.argmax(1), logits.argmax(1))
-    # per-element input gradients pass ReLU/ReLU6 kinks, where rounding flips single paths: judged
-    # by relative L2 error and correlation (measured 2e-3..4e-3 and r >= 0.99999)
     assert float(grad.abs().max()) > 0
-    assert float((fast_grad - grad).norm() / grad.norm()) < 1e-2
-    assert float(torch.corrcoef(torch.stack([fast_grad.flatten(), grad.flatten()]))[0, 1]) > 0.9999
+    assert float((fast_grad - grad).norm() / grad.norm()) < 3e-2
+    assert float(torch.corrcoef(torch.stack([fast_grad.flatten(), grad.flatten()]))[0, 1]) > 1 - 5e-4
     after = model.state_dict()  # the user's model is untouched
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 

@@ -20,7 +20,7 @@ from saliency.core.fast_ig import fast_ig
 from saliency.core.ig import ig
 from saliency.core.sg import sg
 from saliency.core.sm import sm
-from labench.models import load_model
+from labench.models import load_model, seeded_init
 from saliency import SaliencyError, probability_model
 
 TARGETS = torch.tensor([3, 7, 0, 9])
@@ -220,9 +220,9 @@ def test_resnet_mod_matches_torchvision_resnet50():
 
     import resnet_mod
 
-    torch.manual_seed(0)
-    net = torchvision.models.resnet50(weights=None).eval()
-    functional = resnet_mod.resnet50_functional()
+    with seeded_init(0):
+        net = torchvision.models.resnet50(weights=None).eval()
+        functional = resnet_mod.resnet50_functional()
     functional.load_state_dict(net.state_dict(), strict=True)
     check_functional_copy(net, functional)
     check_functional_copy(net, resnet_mod.from_torchvision(net))
@@ -239,8 +239,8 @@ def test_vgg16_mod_matches_torchvision_vgg16():
 
     import vgg16_mod
 
-    torch.manual_seed(0)
-    net = torchvision.models.vgg16(weights=None).eval()
+    with seeded_init(0):
+        net = torchvision.models.vgg16(weights=None).eval()
     functional = vgg16_mod.from_torchvision(net)
     assert functional.state_dict().keys() == net.state_dict().keys()
     check_functional_copy(net, functional)

@@ -1,4 +1,5 @@
-"""Resume after kill -9, torchrun sharding, and concurrent results.csv writers."""
+"""Resume after kill -9, torchrun sharding, one writer per output, and concurrent results.csv
+writers."""
 import csv
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import torch
 
 from conftest import ROOT, make_images
 from labench.files import upsert_csv_row
+from labench.jobs import OutputLock
 
 LA_SMALL = ["--model", "efficientnet_lite0", "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2",
             "--batch_size", "2", "--chunk", "2"]
@@ -118,6 +120,112 @@ def test_torchrun_two_ranks_write_what_one_process_writes(data_dir, tmp_path):
     s2 = np.load(tmp_path / "s2" / f"{STEM}_scores.npz")
     assert s1["ins_curve"].tobytes() == s2["ins_curve"].tobytes()
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+
+
+# random weights (seed 0) in separate processes: the same network, so the same maps and scores
+RANDOM = ["--model", "efficientnet_lite0", "--weights", "random", "--batch_size", "1", "--chunk", "1"]
+SM_RANDOM = [*RANDOM, "--attr_method", "sm"]  # eight chunks of one image, cheap ones
+LA_RANDOM = [*RANDOM, "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2"]  # slower chunks
+SM_STEM = "efficientnet_lite0-random_sm"
+LA_STEM = "efficientnet_lite0-random_la_spatial-range-20_max-iter-2_sampling-times-2"
+WAITING = "waiting: another process"
+WAITED = "was written by the process this one waited for; not recomputed"
+
+
+@pytest.fixture(scope="module")
+def sm_maps(data_dir, tmp_path_factory):
+    """The folder of the single-process maps of SM_RANDOM."""
+    folder = tmp_path_factory.mktemp("single")
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(folder)], *SM_RANDOM), folder)
+    return folder
+
+
+def start_until(cmd, cwd, text):
+    """Start cmd; return (process, its stderr so far) once a line of its stderr holds `text`."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    for line in proc.stderr:
+        seen += line
+        if text in line:
+            return proc, seen
+    proc.wait()
+    pytest.fail(f"the process ended (status {proc.returncode}) without saying {text!r}: {seen}")
+
+
+def run_rest(proc, seen):
+    """(status, stdout, whole stderr) of a process started by start_until."""
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, seen + err
+
+
+def two_waiting_processes(cmd, cwd, output):
+    """Two processes started on one output while this test holds its lock: both must wait; once
+    the lock is released they run as they would if started one after the other."""
+    lock = OutputLock(output)
+    lock.acquire()
+    try:
+        started = [start_until(cmd, cwd, WAITING), start_until(cmd, cwd, WAITING)]
+    finally:
+        lock.release()
+    return [run_rest(*p) for p in started]
+
+
+def test_two_processes_on_one_output_compute_it_once(data_dir, tmp_path, sm_maps):
+    out = tmp_path / "maps" / f"{SM_STEM}_attributions.npy"
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(out.parent)], *SM_RANDOM)
+    runs = two_waiting_processes(cmd, tmp_path, out)
+    assert [status for status, _, _ in runs] == [0, 0], runs
+    writer = [r for r in runs if f"wrote {out}" in r[1]]
+    waiter = [r for r in runs if WAITED in r[1]]
+    assert len(writer) == len(waiter) == 1
+    assert "8/8 img (100%)" in writer[0][2] and "img (" not in waiter[0][2]  # the waiter computed nothing
+    assert all("\r" not in err and len(err.splitlines()) <= 12 for _, _, err in runs)  # log lines, no bar
+    assert np.load(out).tobytes() == np.load(sm_maps / out.name).tobytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no parts, no lock file left
+
+
+def test_two_eval_processes_on_one_output_score_it_once(data_dir, tmp_path, sm_maps):
+    scores = ["--attr_prefix", str(sm_maps), "--limit", "2", "--batch_size", "90", *SM_RANDOM[:4], "--chunk", "1",
+              "--attr_method", "sm"]
+    run_to_end(command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path",
+                                             str(tmp_path / "one.csv")], *scores), tmp_path)
+    out = tmp_path / "s2" / f"{SM_STEM}_scores.npz"
+    cmd = command("eval.py", data_dir, ["--prefix", str(out.parent), "--csv_path", str(tmp_path / "two.csv")], *scores)
+    runs = two_waiting_processes(cmd, tmp_path, out)
+    assert [status for status, _, _ in runs] == [0, 0], runs
+    assert sorted(WAITED in stdout for _, stdout, _ in runs) == [False, True]
+    a, b = np.load(tmp_path / "s1" / out.name), np.load(out)
+    for key in ["ins", "del", "ins_curve", "del_curve", "classes"]:
+        assert a[key].tobytes() == b[key].tobytes()
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()  # one row, the same
+
+
+def test_killing_the_lock_holder_lets_the_waiting_process_finish(data_dir, tmp_path):
+    single = tmp_path / "single"
+    run_to_end(command("generate_attributions.py", data_dir, ["--prefix", str(single)], *LA_RANDOM), tmp_path)
+    out = tmp_path / "run" / f"{LA_STEM}_attributions.npy"
+    parts = out.with_name(f"{out.name}.parts")
+    cmd = command("generate_attributions.py", data_dir, ["--prefix", str(out.parent)], *LA_RANDOM)
+    holder = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and holder.poll() is None and not list(parts.glob("0*.npy")):
+            time.sleep(0.01)
+        holder.send_signal(signal.SIGSTOP)  # frozen while it holds the lock
+        saved = len(list(parts.glob("0*.npy")))
+        assert 1 <= saved < 8 and not out.exists(), "the first process was not stopped within its run"
+        waiter, seen = start_until(cmd, tmp_path, WAITING)
+        assert f"pid {holder.pid}" in seen
+    finally:
+        holder.kill()  # kill -9: the OS drops its lock
+        holder.wait()
+    status, stdout, err = run_rest(waiter, seen)
+    assert status == 0 and f"wrote {out}" in stdout, err
+    left = 8 - saved
+    assert f"{left}/{left} img (100%)" in err  # only the chunks the holder had not saved
+    assert np.load(out).tobytes() == np.load(single / out.name).tobytes()
+    assert [p.name for p in out.parent.iterdir() if not p.name.startswith(".")] == [out.name]
+    assert not out.with_name(f".{out.name}.lock").exists()
 
 
 def _write_rows(path, writer, count):
