@@ -18,7 +18,7 @@ from saliency import PAPER_ORDER, SaliencyError, get_method
 
 from . import attributions, scoring
 from .cli import attribution_parser, eval_parser
-from .data import load_dataset
+from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
 from .files import atomic_path, check_output_folder
 from .models import resolve_device
@@ -148,6 +148,7 @@ def write_readme(args, methods, variants, variant_images, device, seconds, elaps
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(['report.py', *sys.argv[1:]])}`.",
         "",
         f"- model: `{args.model}`, weights `{args.weights}`; data: first {args.images} images of `{args.data_dir}`",
+        f"- evaluation set: {describe_evaluation_set(args.data_dir, args.images)}",
         f"- methods: {', '.join(methods)} (LA: spatial_range {args.spatial_range}, max_iter {args.max_iter}, "
         f"sampling_times {args.sampling_times}); seed {args.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {args.images} images"
