@@ -241,7 +241,7 @@ def build_dataset(png_dir, out_dir="data", labels=None, imagefolder=None, n=1000
     (out / PROVENANCE_NAME).unlink(missing_ok=True)  # never describe a cache it was not written for
     if imagefolder:
         imagefolder_source(Path(imagefolder), n, seed, png_dir)
-        source = f"{n} images sampled (seed {seed}) from {imagefolder}, as PNGs in {png_dir}"
+        source = f"images sampled (seed {seed}) from {imagefolder}, as PNGs in {png_dir}"
     elif sample or not numbered_pngs(png_dir):
         sample_source(png_dir)
         source = f"the offline sample photos, as PNGs in {png_dir}"
