@@ -45,7 +45,7 @@ class-index: setup
 	$(BIN)/python utils.py class-index
 
 clean:
-	rm -rf attributions scores figures report results.csv results.csv.lock data/*.pt
+	rm -rf attributions scores figures report results.csv results.csv.lock data/*.pt data/provenance.json
 
 # A narrowed grid that runs on a CPU: the offline efficientnet_lite0 and resnet50 with random
 # weights (no download; its files and rows say resnet50-random), methods sm, ig and LA at two

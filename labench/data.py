@@ -1,11 +1,14 @@
 """The evaluation set on disk: data/img_batch.pt and data/label_batch.pt, the sources they are
-built from (numbered PNGs, an ImageNet-style class-folder tree, the offline sample photos), and
-ImageNet class names."""
+built from (numbered PNGs, an ImageNet-style class-folder tree, the offline sample photos),
+whether they are the published evaluation set (data/evaluation_set.json), and ImageNet class
+names."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -224,19 +227,189 @@ def load_pngs(png_dir: Path, labels_path=None):
     return images, labels
 
 
-def build_dataset(png_dir, out_dir="data", labels=None, imagefolder=None, n=1000, seed=0, sample=False):
-    """Write out_dir/img_batch.pt and label_batch.pt from the chosen source; returns (images, labels).
+def build_dataset(png_dir, out_dir="data", labels=None, imagefolder=None, n=1000, seed=0, sample=False,
+                  checksums=None):
+    """Write out_dir/img_batch.pt, label_batch.pt and provenance.json from the chosen source;
+    returns (images, labels, match with the published evaluation set).
 
     imagefolder: sample n images from a class-folder tree into png_dir first; sample: the offline
     photos into png_dir; else the numbered PNGs in png_dir (the offline photos when it has none).
+    checksums: the published set's checksum file (default data/evaluation_set.json).
     """
     png_dir = Path(png_dir)
+    out = Path(out_dir)
+    (out / PROVENANCE_NAME).unlink(missing_ok=True)  # never describe a cache it was not written for
     if imagefolder:
         imagefolder_source(Path(imagefolder), n, seed, png_dir)
+        source = f"images sampled (seed {seed}) from {imagefolder}, as PNGs in {png_dir}"
     elif sample or not numbered_pngs(png_dir):
         sample_source(png_dir)
+        source = f"the offline sample photos, as PNGs in {png_dir}"
+    else:
+        source = f"the numbered PNGs in {png_dir}"
     images, label_tensor = load_pngs(png_dir, labels)
-    out = Path(out_dir)
     save_tensor(images, out / "img_batch.pt")
     save_tensor(label_tensor, out / "label_batch.pt")
-    return images, label_tensor
+    match = record_provenance(out, images, label_tensor, source, checksums)
+    return images, label_tensor, match
+
+
+# ---------------------------------------------------------------- the published evaluation set
+#
+# The evaluation set of the paper is the code repository's visualized_imgs/0.png..999.png with
+# data/label_batch.pt. The images are not shipped here; data/evaluation_set.json holds a digest
+# of each image's decoded pixels and the labels, so that any copy of the set, and any cache built
+# from it, can be checked. Digests cover decoded pixels rather than PNG file bytes: a re-encoded
+# PNG still matches, and so does the cache, whose values are pixel/255.
+
+PUBLISHED_REPOSITORY = "https://github.com/LMBTough/LA"
+CHECKSUMS_PATH = ROOT / "data" / "evaluation_set.json"
+PROVENANCE_NAME = "provenance.json"
+DIGEST_HEX = 32  # 128 bits of each image's SHA-256: ample against accidental or deliberate change
+
+
+def pixel_digest(pixels: np.ndarray) -> str:
+    """The first DIGEST_HEX hex digits of the SHA-256 of uint8 pixels laid out height x width x
+    RGB, row-major (what PIL decodes a PNG to)."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    return hashlib.sha256(pixels.tobytes()).hexdigest()[:DIGEST_HEX]
+
+
+def cached_pixels(image: torch.Tensor) -> np.ndarray:
+    """A cached image [3,H,W] of pixel/255 values back to its uint8 [H,W,3] pixels (exact: x*255
+    rounds back to the pixel for every float32 or float64 pixel/255)."""
+    return (image.detach().double() * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def labels_digest(labels) -> str:
+    """SHA-256 of the label values as little-endian int64 (not of a file: a re-saved label file
+    still matches)."""
+    values = np.asarray(torch.as_tensor(labels).view(-1).tolist(), dtype="<i8")
+    return hashlib.sha256(values.tobytes()).hexdigest()
+
+
+def write_checksums(png_dir, labels_path=None, path=CHECKSUMS_PATH, source=None):
+    """Write the checksum file of the numbered PNGs in png_dir and their labels (how
+    data/evaluation_set.json was made from the published repository's files)."""
+    files = numbered_pngs(Path(png_dir))
+    labels = find_labels(Path(png_dir), labels_path).tolist()
+    if [int(p.stem) for p in files] != list(range(len(files))) or len(labels) != len(files):
+        raise UserError(f"{png_dir} must hold 0.png..{len(labels) - 1}.png, one per label")
+    digests = [pixel_digest(np.asarray(Image.open(p).convert("RGB"))) for p in files]
+    checksums = {
+        "about": "The evaluation set of the LA benchmark (docs/PROTOCOL.md \"Data\"): its labels and, per image, "
+                 f"the first {DIGEST_HEX} hex digits of the SHA-256 of its decoded pixels (uint8, rows x columns x RGB, "
+                 "row-major); labels_sha256 is the SHA-256 of the labels as little-endian int64. "
+                 "Check a cache with: python generate_pt.py --verify",
+        "source": source or {"repository": PUBLISHED_REPOSITORY, "images": "visualized_imgs/0.png .. 999.png",
+                             "labels": "data/label_batch.pt"},
+        "image_shape": list(np.asarray(Image.open(files[0]).convert("RGB")).shape) if files else [],
+        "labels_sha256": labels_digest(labels),
+        "labels": labels,
+        "images": digests,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(checksums, indent=1) + "\n")
+    return Path(path)
+
+
+def read_checksums(path=CHECKSUMS_PATH) -> dict:
+    """The checksum file, checked for consistency (its labels against their SHA-256)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checksum file {path} does not exist; restore it from the repository "
+                        "(git checkout data/evaluation_set.json) or pass --checksums PATH")
+    try:
+        checksums = json.loads(path.read_text())
+        consistent = labels_digest(checksums["labels"]) == checksums["labels_sha256"] \
+            and len(checksums["images"]) == len(checksums["labels"])
+    except (ValueError, KeyError, TypeError):
+        consistent = False
+    if not consistent:
+        raise UserError(f"checksum file {path} is damaged; restore it from the repository")
+    return checksums
+
+
+@dataclass(frozen=True)
+class SetMatch:
+    """How a cache compares with the published evaluation set."""
+    held: int  # images in the cache
+    total: int  # images in the published set
+    difference: str | None  # the first image or label that differs, None if none does
+
+    @property
+    def status(self) -> str:
+        """'all', 'first N' (a leading part of the set, labels included) or 'no'."""
+        if self.difference:
+            return "no"
+        return "all" if self.held == self.total else f"first {self.held}"
+
+    def sentence(self) -> str:
+        if self.difference:
+            return f"not the published evaluation set: {self.difference}"
+        if self.held == self.total:
+            return f"the published evaluation set: all {self.total} images with their labels"
+        return f"the first {self.held} of the {self.total} images of the published evaluation set, with their labels"
+
+
+def compare_with_published(images: torch.Tensor, labels: torch.Tensor, checksums: dict) -> SetMatch:
+    """Compare cached images [N,3,H,W] (pixel/255) and labels [N] with the checksum file, image
+    by image in index order (an image before its label); stop at the first difference."""
+    digests, expected_labels = checksums["images"], checksums["labels"]
+    shape = tuple(checksums.get("image_shape") or ())
+    total = len(digests)
+    for i, (image, label) in enumerate(zip(images, labels.tolist())):
+        difference = None
+        if i >= total:
+            difference = f"image {i} is beyond the published set's {total} images"
+        elif shape and (image.shape[1], image.shape[2], image.shape[0]) != shape:
+            difference = (f"image {i} is {'x'.join(map(str, image.shape))}, the published images are "
+                          f"{shape[2]}x{shape[0]}x{shape[1]}")
+        elif pixel_digest(cached_pixels(image)) != digests[i]:
+            difference = f"image {i} differs from the published {i}.png"
+        elif int(label) != int(expected_labels[i]):
+            difference = f"label {i} is {int(label)}, the published label is {int(expected_labels[i])}"
+        if difference:
+            return SetMatch(len(images), total, difference)
+    return SetMatch(len(images), total, None)
+
+
+def project_path(path) -> str:
+    """A path as a reader of this project sees it: relative to the project when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def record_provenance(out_dir, images, labels, source, checksums=None):
+    """Compare a freshly built cache with the published set and write out_dir/provenance.json;
+    returns the SetMatch (None when no checksum file is there to compare with)."""
+    path = Path(checksums or CHECKSUMS_PATH)
+    match = compare_with_published(images, labels, read_checksums(path)) if path.is_file() else None
+    record = {
+        "published_evaluation_set": match.status if match else "unknown",
+        "images": len(images),
+        "first_difference": match.difference if match else None,
+        "checked_against": project_path(path) if match else f"nothing ({project_path(path)} is missing)",
+        "source": source,
+    }
+    with atomic_path(Path(out_dir) / PROVENANCE_NAME) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return match
+
+
+def verify_cache(data_dir="data", checksums=None, images=None) -> SetMatch:
+    """Compare the cache in data_dir (its first `images` when given) with the checksum file."""
+    cached, labels = load_dataset(data_dir)
+    if images is not None:
+        cached, labels = cached[:images], labels[:images]
+    return compare_with_published(cached, labels, read_checksums(checksums or CHECKSUMS_PATH))
+
+
+def describe_evaluation_set(data_dir="data", images=None, checksums=None) -> str:
+    """One sentence for a report: whether the images it used (the cache's first `images`) are the
+    published evaluation set, checked against the checksum file now."""
+    path = Path(checksums or CHECKSUMS_PATH)
+    if not path.is_file():
+        return f"The images were not checked against the published evaluation set ({project_path(path)} is missing)."
+    match = verify_cache(data_dir, path, images)
+    return f"The images are {match.sentence()} (checked against {project_path(path)})."

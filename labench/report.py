@@ -18,7 +18,7 @@ import torch
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
 from . import attributions, grid, scoring
-from .data import load_dataset
+from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
 from .files import atomic_path, check_output_folder
 from .identity import metric_variants
@@ -159,6 +159,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         "",
         f"- model: `{request.model}`, weights `{request.weights}`; data: first {request.images} images of "
         f"`{request.data_dir}`",
+        f"- evaluation set: {describe_evaluation_set(request.data_dir, request.images)}",
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {request.images} images"
