@@ -14,6 +14,7 @@ import argparse
 from labench import report
 from labench.errors import run_cli
 from labench.models import DEFAULT_MODEL
+from labench.runtime import RUNTIMES
 from saliency import PAPER_ORDER
 
 
@@ -33,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--sampling_times", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="the metric's forward passes on a CPU: PyTorch, or OpenVINO / ONNX Runtime (eval.py "
+                             "--runtime: the same curves to float rounding, checked per run; PyTorch where it cannot)")
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
     parser.add_argument("--tables_only", action="store_true",
                         help="compute nothing: the tables and README from what --out already holds")

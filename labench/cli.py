@@ -14,6 +14,7 @@ from .errors import UserError
 from .fast import fast_model
 from .identity import OutputId
 from .models import DEFAULT_MODEL, functional_relu_model, load_model, resolve_device, weights_tag, with_speed_modes
+from .runtime import RUNTIMES
 
 
 def add_common_arguments(parser):
@@ -74,6 +75,10 @@ def eval_parser(description=None):
     parser.add_argument("--order", choices=ORDERS, default="channel",
                         help="opt-in metric variant: channel ranks every C x H x W value (the paper's); pixel ranks "
                              "whole pixels by the sum of their channels (most peers). Tagged -order_pixel")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="opt-in, CPU only: the metric's forward passes in OpenVINO or ONNX Runtime (labench."
+                             "runtime), converted once in float32 and checked against PyTorch's logits; otherwise "
+                             "PyTorch with a note. Untagged: the same curves to float rounding (docs/PERFORMANCE.md)")
     return parser
 
 

@@ -107,6 +107,7 @@ def compute(args, methods, variants, variant_images, paths, timings, log):
     for name, flags, n in protocols:
         for method in methods:
             ev = eval_parser().parse_args([*common_flags(args, method), *flags, "--limit", str(n),
+                                           "--runtime", getattr(args, "runtime", "torch"),
                                            *[f"--{k}={v}" for k, v in paths.items()]])
             log(f"== scores ({name}, {n} images): {method}")
             timings.run(f"scores {name} {method}", lambda: scoring.run(ev))
@@ -151,7 +152,9 @@ def write_readme(args, methods, variants, variant_images, device, seconds, elaps
         f"- methods: {', '.join(methods)} (LA: spatial_range {args.spatial_range}, max_iter {args.max_iter}, "
         f"sampling_times {args.sampling_times}); seed {args.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {args.images} images"
-        + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else ""),
+        + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else "")
+        + (f"; forward passes in {args.runtime} on a CPU (--runtime)" if getattr(args, "runtime", "torch") != "torch"
+           else ""),
         f"- statistics: BCa bootstrap 95% intervals over images (10,000 resamples, seed 0); LA against each "
         "method: paired bootstrap interval and Wilcoxon signed-rank p, Holm-corrected per table (labench.significance)",
         f"- device: {device_name(device)}",

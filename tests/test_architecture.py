@@ -16,7 +16,7 @@ LAYERS = {
     "labench.stems": 8, "labench.significance": 8,
     "labench.attributions": 7, "labench.scoring": 7, "labench.figures": 7, "labench.tables": 7, "labench.stats": 7,
     "labench.cli": 6,
-    "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.models": 5, "labench.fast": 5,
+    "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.models": 5, "labench.fast": 5, "labench.runtime": 5,
     "labench.identity": 4, "labench.files": 4,
     "labench.errors": 3,
     "labench": 3,
