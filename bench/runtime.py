@@ -181,9 +181,9 @@ def shift_tables(args, model, images, labels):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--weights", default="default")
-    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--model", default="efficientnet_lite0", help="any model of labench.models")
+    parser.add_argument("--weights", default="default", help="'default', 'random', a weights name or a checkpoint")
+    parser.add_argument("--data_dir", default="data", help="the evaluation images (generate_pt.py)")
     parser.add_argument("--size", type=int, default=None, help="resize the images (a quick check; not for timing)")
     parser.add_argument("--rows", type=int, nargs="+", default=[4, 8, 16, 32], help="rows per forward call")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
