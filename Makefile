@@ -15,11 +15,12 @@ LA_ARGS = --model $(DEMO_MODEL) --attr_method la --spatial_range $(DEMO_RANGE) -
 setup: $(STAMP)
 
 # the requirements, then this project in editable mode (saliency and labench importable anywhere)
+# with its optional extra `runtime` (OpenVINO and ONNX Runtime for eval.py --runtime)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet -e '.[runtime]'
 	touch $(STAMP)
 
 demo: setup
@@ -72,9 +73,11 @@ VARIANT_IMAGES ?= $(IMAGES)
 OUT ?= report
 DATA ?= data
 DEVICE ?= auto
+# the metric's forward passes on a CPU: torch, openvino or onnxruntime (eval.py --runtime; README "Speed")
+RUNTIME ?= torch
 
 .PHONY: report
 report: setup
 	test -f $(DATA)/img_batch.pt || $(BIN)/python generate_pt.py --out_dir $(DATA)
 	$(BIN)/python report.py --model $(MODEL) --images $(IMAGES) --variant_images $(VARIANT_IMAGES) \
-		--data_dir $(DATA) --device $(DEVICE) --out $(OUT)
+		--data_dir $(DATA) --device $(DEVICE) --runtime $(RUNTIME) --out $(OUT)

@@ -15,6 +15,7 @@ from labench import report
 from labench.errors import run_cli
 from labench.identity import metric_variants
 from labench.models import DEFAULT_MODEL
+from labench.runtime import RUNTIMES
 from saliency import PAPER_ORDER
 
 
@@ -34,6 +35,9 @@ def main(argv=None):
     parser.add_argument("--sampling_times", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="the metric's forward passes on a CPU: PyTorch, or OpenVINO / ONNX Runtime (eval.py "
+                             "--runtime: the same curves to float rounding, checked per run; PyTorch where it cannot)")
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
     parser.add_argument("--tables_only", action="store_true",
                         help="compute nothing: the tables and README from what --out already holds")
@@ -43,7 +47,7 @@ def main(argv=None):
         variant_images=flags.variant_images, methods=tuple(flags.methods or ()), variants=tuple(flags.variants),
         settings=(("spatial_range", flags.spatial_range), ("max_iter", flags.max_iter),
                   ("sampling_times", flags.sampling_times)),
-        seed=flags.seed, device=flags.device, out=flags.out, tables_only=flags.tables_only))
+        seed=flags.seed, device=flags.device, runtime=flags.runtime, out=flags.out, tables_only=flags.tables_only))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from .fast import fast_model
 from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
 from .models import functional_relu_model, load_model, published_batch, resolve_device, with_speed_modes
 from .run import Run
+from .runtime import RUNTIMES
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
@@ -89,6 +90,10 @@ def eval_parser(description=None):
         values = metric_values(option)
         parser.add_argument(f"--{option}", choices=values, default=values[0],
                             help=METRIC_HELP.get(option, f"opt-in metric variant. Tagged -{option}_<value>"))
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="opt-in, CPU only: the metric's forward passes in OpenVINO or ONNX Runtime (labench."
+                             "runtime), converted once in float32 and checked against PyTorch's logits; otherwise "
+                             "PyTorch with a note. Untagged: the same curves to float rounding (docs/PERFORMANCE.md)")
     return parser
 
 
@@ -112,7 +117,7 @@ def eval_run(flags: dict) -> Run:
     fields = _common_fields(flags)
     variants = tuple(name for option in METRIC_OPTIONS for name in metric_mode(option, flags[option]))
     return Run(**{**fields, "modes": fields["modes"] + variants}, chunk=flags["chunk"], maps_dir=flags["attr_prefix"],
-               scores_dir=flags["prefix"], csv_path=flags["csv_path"])
+               scores_dir=flags["prefix"], csv_path=flags["csv_path"], runtime=flags["runtime"])
 
 
 def _flags(triples) -> list:
@@ -142,7 +147,8 @@ def eval_argv(run: Run) -> list:
     options = run.metric_options
     variants = _flags([(f"--{option}", options[option], values[0]) for option, values in METRIC_OPTIONS.items()])
     outputs = ["--attr_prefix", run.maps_dir, "--prefix", run.scores_dir, "--csv_path", run.csv_path]
-    return _common_argv(run) + variants + outputs + _flags([("--chunk", run.chunk, None)])
+    return _common_argv(run) + variants + outputs + _flags([("--chunk", run.chunk, None),
+                                                            ("--runtime", run.runtime, DEFAULT.runtime)])
 
 
 def eval_output_id(argv):

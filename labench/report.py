@@ -41,6 +41,7 @@ class Request:
     settings: tuple = ()  # ((file parameter, value), ...) of the methods with file parameters (LA)
     seed: int = 0
     device: str = "auto"
+    runtime: str = "torch"  # the metric's forward passes on a CPU (labench.runtime)
     out: str = "report"
     tables_only: bool = False
 
@@ -91,7 +92,8 @@ def run(request: Request, log=print):
         log(f"note: {request.data_dir} holds {available} images; the report uses them all")
         request = replace(request, images=available)
     variant_images = min(request.variant_images or request.images, request.images)
-    base = Run(data_dir=request.data_dir, device=request.device, seed=request.seed, maps_dir=out / "attributions",
+    base = Run(data_dir=request.data_dir, device=request.device, seed=request.seed, runtime=request.runtime,
+               maps_dir=out / "attributions",
                scores_dir=out / "scores", csv_path=out / "results.csv")
     timings = Timings(out / "timings.json")
     started = time.perf_counter()
@@ -163,7 +165,8 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {request.images} images"
-        + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else ""),
+        + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else "")
+        + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else ""),
         f"- statistics: BCa bootstrap 95% intervals over images (10,000 resamples, seed 0); LA against each "
         "method: paired bootstrap interval and Wilcoxon signed-rank p, Holm-corrected per table (labench.significance)",
         f"- device: {device_name(device)}",

@@ -22,6 +22,7 @@ from .identity import metric_options as paper_metric
 from .models import exact_model
 from .run import Run
 from .progress import progress
+from .runtime import converted_for_metric
 
 METRIC_DEFAULTS = {"ties": TIES[0], **paper_metric()}  # the paper's protocol
 CHUNK = 10  # images per saved chunk unless the run says
@@ -37,16 +38,18 @@ def metric_options(run: Run) -> dict:
     return {"ties": "numpy" if run.published else METRIC_DEFAULTS["ties"], **run.metric_options}
 
 
-def scored_records(images, maps, model, batch_size, progress=None, **options):
+def scored_records(images, maps, model, batch_size, progress=None, curves_model=None, **options):
     """[N] RECORD: insertion then deletion curve of every image and the class scored, the argmax
-    on the clean image (in fp32 also under --amp: models.exact_model). options: the metric's."""
-    metric = InsertionDeletion(probability_model(model), batch_size=batch_size, **options)
+    on the clean image (in fp32 also under --amp: models.exact_model). curves_model: the logit
+    model the curves' forwards run on (--runtime: labench.runtime), default `model`; the class is
+    decided by `model` either way. options: the metric's."""
+    metric = InsertionDeletion(probability_model(curves_model or model), batch_size=batch_size, **options)
     device = next(model.parameters()).device
     with torch.inference_mode():  # the very computation the metric makes when not given classes
         if exact_model(model) is not model:
             classes = predict(exact_model(model), images.to(device), batch_size)
         else:
-            classes = predict(metric.model, images.to(device, torch.float32), batch_size)
+            classes = predict(probability_model(model), images.to(device, torch.float32), batch_size)
     curves = metric.curves(images, maps, progress=progress, classes=classes)
     records = np.empty(len(images), RECORD)
     records["curves"] = torch.stack([curves["ins"].T, curves["del"].T], dim=1).numpy()
@@ -99,6 +102,8 @@ def load_maps(path, images, limit=None):
 def compute_scores(run: Run, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
     maps_stem = output_id(run).maps().stem
+    if run.runtime != "torch" and run.amp:
+        raise UserError(f"--runtime {run.runtime} runs the metric in float32; drop --amp (bf16) or --runtime")
     loaded = {}
 
     def check_inputs(images):  # the maps and the output folder, before the model is built
@@ -122,16 +127,20 @@ def compute_scores(run: Run, out):
         if todo is None:  # another process held the output and wrote it
             return load_scores(out) if dist.main else None
         per_image = 2 * (N_STEPS + 1)
-        if run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
+        curves_model, note = None, None
+        if run.runtime != "torch" and todo:  # converted once, for this run's rows per call; checked on its first images
+            curves_model, note = converted_for_metric(run.runtime, model, images, batch_size)
+        elif run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
             model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
                                                  per_image * sum(b - a for a, b in todo))
-            if note and dist.main:
-                print(note, file=sys.stderr)
+        if note and dist.main:
+            print(note, file=sys.stderr)
         with progress(per_image * sum(b - a for a, b in todo), "insertion/deletion", "img",
                       disable=not dist.main) as bar:
             for a, b in todo:
                 chunk_maps = torch.from_numpy(maps[a:b])
-                store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, **options))
+                store.save(a, b, scored_records(images[a:b], chunk_maps, model, batch_size, bar, curves_model,
+                                                **options))
 
         def write(records):
             scores = summarize(records)

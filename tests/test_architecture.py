@@ -18,7 +18,7 @@ LAYERS = {
     "labench.cli": 7, "labench.figures": 7,
     "labench.run": 6,
     "labench.identity": 5, "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.fast": 5,
-    "labench.render": 5,
+    "labench.render": 5, "labench.runtime": 5,
     "labench.models": 4, "labench.files": 4, "labench.progress": 4,
     "labench.errors": 3,
     "labench": 3,

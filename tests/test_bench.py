@@ -1,8 +1,10 @@
 """The benchmarks run, and count what they claim to count (timings themselves are not tested)."""
+import importlib.util
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT, load_script, make_images
@@ -83,3 +85,30 @@ def test_published_effect_pearson_names_the_constant_maps(tmp_path):
     assert map_pearson(tmp_path / "a.npy", tmp_path / "b.npy") == "0.000 / -1.000 (1 of 3 pairs have a constant map)"
     np.save(tmp_path / "c.npy", np.zeros_like(a))
     assert map_pearson(tmp_path / "a.npy", tmp_path / "c.npy") == "- (all 3 pairs have a constant map)"
+
+
+def test_runtime_projection_scales_the_metric_hours_by_the_measured_ratio():
+    projection = load_script("bench/runtime").projection
+    args = type("Args", (), {"maps_hours": 2.0, "metric_hours": 6.0})()
+    lines = projection(args, {(1, "eager"): 4.0, (1, "openvino"): 2.0, (2, "eager"): 3.0, (2, "onnxruntime"): 1.0})
+    # threads | side | metric h (6 h x side / eager) | report h (+ 2 h of maps) | report vs eager (8 h / report h)
+    assert [line for line in lines if line[:4] in ("| 1 ", "| 2 ")] == [
+        "| 1 | eager | 6.00 | 8.00 | 1.00x |", "| 1 | openvino | 3.00 | 5.00 | 1.60x |",
+        "| 2 | eager | 6.00 | 8.00 | 1.00x |", "| 2 | onnxruntime | 2.00 | 4.00 | 2.00x |"]
+
+
+@pytest.mark.slow
+def test_runtime_bench_times_and_compares_every_side(tmp_path):
+    """A tiny run (16x16 images, one row count, one round): every side appears, and the AUC shift
+    table compares each side and the eager floors against eager."""
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(2, size=16), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1, 2]), tmp_path / "data" / "label_batch.pt")
+    out = run_bench("runtime.py", "--data_dir", tmp_path / "data", "--rows", 4, "--threads", 1, "--rounds", 1,
+                    "--timing_images", 1, "--images", 2, "--out", tmp_path / "out", cwd=tmp_path)
+    assert "| 1 | 4 | " in out and "| threads | side | metric h |" in out
+    shift = [line for line in out.splitlines() if line.startswith("| floor: eager, 1 rows per call |")]
+    assert len(shift) == 2 and all(line.endswith("| 0 |") for line in shift)  # same classes
+    for runtime in ("openvino", "onnxruntime"):
+        if importlib.util.find_spec(runtime) is not None:
+            assert f"| {runtime} | ins |" in out

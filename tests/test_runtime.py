@@ -1,0 +1,251 @@
+"""--runtime (labench.runtime): the metric's forwards in OpenVINO / ONNX Runtime compute eager
+PyTorch's function (logits to 1e-5 of the largest, curves to 1e-6), and every way it cannot
+(package missing, conversion failing, logits differing) falls back to PyTorch with one note.
+
+The cases that need a runtime's package skip, naming it, where it is not installed (make setup
+installs both); the fallback paths run with or without them."""
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import call_script, make_images, make_tiny_cnn
+from labench import runtime as rt
+from labench.models import load_model
+from labench.scoring import scored_records
+from saliency import attribute, auc
+
+RUNTIMES = ["openvino", "onnxruntime"]
+PACKAGES = {"openvino": ["openvino"], "onnxruntime": ["onnxruntime", "onnx"]}
+
+
+def needs(runtime):
+    missing = [p for p in PACKAGES[runtime] if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"{runtime} backend: package {', '.join(missing)} not installed ({rt.INSTALL[runtime]})")
+
+
+def converted(runtime, model, images, rows=4):
+    """The runtime's copy of model, asserting that it was not refused."""
+    needs(runtime)
+    copy, note = rt.converted_for_metric(runtime, model, images, rows)
+    assert isinstance(copy, rt.RuntimeModel), note
+    assert note.startswith("note: the metric's forward passes run in") and "\n" not in note
+    return copy
+
+
+def assert_same_logits(model, copy, images):
+    """The issue's bound, measured here independently of the module's own check."""
+    with torch.inference_mode():
+        expected, got = model(images), copy(images)
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+
+
+def assert_same_curves(model, copy, images, rows=4):
+    """The metric's curves (both games) on the images' own sm maps, eager against the copy: each
+    image's AUC to 1e-6, each curve point (a probability) to 1e-5. Logits 2e-6 apart (relative)
+    move a probability near 0.5 by a few 1e-6; eager PyTorch itself moves curve points by 1.5e-6
+    between 1 and 2 threads on the sample photos (docs/PERFORMANCE.md)."""
+    maps = attribute("sm", model, images, torch.zeros(len(images), dtype=torch.long))
+    eager = scored_records(images, maps, model, rows)
+    other = scored_records(images, maps, model, rows, curves_model=copy)
+    assert np.array_equal(other["class"], eager["class"])
+    assert np.abs(curve_aucs(other["curves"]) - curve_aucs(eager["curves"])).max() <= 1e-6
+    assert np.abs(other["curves"] - eager["curves"]).max() <= 1e-5
+
+
+def curve_aucs(curves):
+    """[N, 2] AUCs of [N, 2, 225] curves (the trapezoid rule of saliency.metric.auc, per curve)."""
+    return np.array([[auc(curve) for curve in games] for games in curves])
+
+
+@pytest.fixture(scope="module")
+def resnet50_random():
+    torch.manual_seed(0)
+    return load_model("resnet50", weights="random")
+
+
+# ---------------------------------------------------------------- equality of function
+
+
+def assert_equal_function(runtime, model, size):
+    """Converted at `size` (checked on 2 images), then: logits on 4 other images, and the curves."""
+    images = make_images(2, size=size, seed=1)
+    copy = converted(runtime, model, images)
+    assert_same_logits(model, copy, make_images(4, size=size, seed=2))
+    assert_same_curves(model, copy, images)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_efficientnet_lite0_logits_and_curves_equal_eager(runtime, lite0):
+    assert_equal_function(runtime, lite0, 32)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_resnet50_logits_and_curves_equal_eager(runtime, resnet50_random):
+    assert_equal_function(runtime, resnet50_random, 32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50", "maxvit_t", "inception_v3", "vgg16"])
+def test_every_architecture_at_224_equals_eager(runtime, name):
+    """At the evaluation size (maxvit_t needs 224; inception_v3 resizes to its 299 inside); random
+    weights except the offline efficientnet_lite0 (efficientnet_lite1/2 are not in the model table)."""
+    needs(runtime)
+    torch.manual_seed(0)
+    assert_equal_function(runtime, load_model(name, weights="default" if name == "efficientnet_lite0" else "random"), 224)
+
+
+# ---------------------------------------------------------------- the fixed shape
+
+
+def test_calls_are_padded_to_the_fixed_rows_and_the_padding_dropped():
+    """Whatever rows a call brings, the converted function sees exactly `rows` rows, and each
+    image's output is its own (a stand-in runtime: no package needed)."""
+    seen = []
+
+    def run(rows):
+        seen.append(rows.shape)
+        return rows.reshape(len(rows), -1)[:, :5] * 2 + rows.sum(axis=(1, 2, 3))[:, None]  # row-wise
+
+    copy = rt.RuntimeModel(make_tiny_cnn(), run, 4, (3, 8, 8), "openvino")
+    x = make_images(11, size=8)
+    expected = run(x.numpy())
+    seen.clear()
+    for n in (1, 3, 4, 5, 11):
+        np.testing.assert_array_equal(copy(x[:n]).numpy(), expected[:n])
+    assert set(seen) == {(4, 3, 8, 8)}
+    with pytest.raises(ValueError, match="converted for images"):
+        copy(make_images(2, size=16))
+
+
+# ---------------------------------------------------------------- refusals: one note, then PyTorch
+
+
+class SingularValues(nn.Module):
+    """A classifier neither runtime converts: torch.linalg.svdvals has no rule in OpenVINO's
+    PyTorch frontend and no ONNX export."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(torch.linalg.svdvals(x.mean(1)))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_model_that_fails_to_convert_falls_back_with_one_note(runtime, capfd):
+    needs(runtime)
+    model = SingularValues().eval()
+    same, note = rt.converted_for_metric(runtime, model, make_images(2, size=8), 4)
+    assert same is model
+    assert note.startswith(f"note: {rt.NAMES[runtime]} could not convert this model (")
+    assert "svdvals" in note and note.endswith("the metric runs in PyTorch") and "\n" not in note
+    assert capfd.readouterr().out == ""  # the exporter's graph dump does not reach the terminal
+
+
+def perturbing(converter, scale):
+    """A stand-in converter: the real conversion (or PyTorch itself), its logits scaled."""
+    def convert(model, example):
+        if converter is None:
+            return (lambda rows: model(torch.from_numpy(rows)).numpy() * scale), "stand-in"
+        run, version = converter(model, example)
+        return (lambda rows: run(rows) * scale), version
+    return convert
+
+
+@pytest.mark.parametrize("scale, used", [(1 + 2e-5, False), (1 + 5e-6, True)])
+def test_logits_beyond_the_bound_are_refused(monkeypatch, scale, used):
+    """The bound is 1e-5 of the largest logit: 2e-5 relative is refused, 5e-6 accepted. A stand-in
+    runtime (PyTorch with its logits scaled), so this runs without any package."""
+    monkeypatch.setitem(rt.CONVERTERS, "openvino", perturbing(None, scale))
+    model = make_tiny_cnn()
+    got, note = rt.converted_for_metric("openvino", model, make_images(3, size=16), 4)
+    assert (got is not model) == used
+    if not used:
+        assert note.startswith("note: OpenVINO changed this model's logits by up to ")
+        assert "more than 1e-05 of the largest" in note and note.endswith("the metric runs in PyTorch")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_real_runtime_whose_output_is_perturbed_is_refused(monkeypatch, runtime):
+    needs(runtime)
+    monkeypatch.setitem(rt.CONVERTERS, runtime, perturbing(rt.CONVERTERS[runtime], 1.001))
+    model = make_tiny_cnn()
+    got, note = rt.converted_for_metric(runtime, model, make_images(2, size=16), 4)
+    assert got is model and "changed this model's logits" in note
+
+
+@pytest.mark.parametrize("runtime, package", [("openvino", "openvino"), ("onnxruntime", "onnxruntime"),
+                                              ("onnxruntime", "onnx")])
+def test_a_missing_package_says_how_to_install_it(monkeypatch, runtime, package):
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ImportError
+    model = make_tiny_cnn()
+    got, note = rt.converted_for_metric(runtime, model, make_images(2, size=16), 4)
+    assert got is model
+    assert note == (f"note: --runtime {runtime} needs the {package} package: {rt.INSTALL[runtime]} "
+                    "(make setup installs it); the metric runs in PyTorch")
+
+
+def test_torch_is_the_eager_model_itself():
+    model = make_tiny_cnn()
+    assert rt.converted_for_metric("torch", model, make_images(2, size=16), 4) == (model, None)
+
+
+# ---------------------------------------------------------------- eval.py --runtime
+
+
+@pytest.fixture
+def eval_inputs(tmp_path):
+    """Two 32x32 images and efficientnet_lite0's sm maps of them, as the scripts lay them out."""
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(2, size=32, seed=3), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1, 2]), tmp_path / "data" / "label_batch.pt")
+    return tmp_path, ["--model", "efficientnet_lite0", "--attr_method", "sm", "--data_dir", tmp_path / "data"]
+
+
+def run_eval(tmp_path, common, capsys, *flags, name="scores"):
+    code, err = call_script("generate_attributions", [*common, "--prefix", tmp_path / "attr"], capsys)
+    assert code == 0, err
+    code, err = call_script("eval", [*common, *flags, "--attr_prefix", tmp_path / "attr", "--prefix", tmp_path / name,
+                                     "--csv_path", tmp_path / f"{name}.csv"], capsys)
+    assert code == 0, err
+    (path,) = (tmp_path / name).glob("*_scores.npz")
+    return path, np.load(path), err
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_eval_runtime_writes_the_eager_scores_under_the_same_name(eval_inputs, capsys, runtime):
+    needs(runtime)
+    tmp_path, common = eval_inputs
+    eager_path, eager, _ = run_eval(tmp_path, common, capsys, name="eager")
+    path, scores, err = run_eval(tmp_path, common, capsys, "--runtime", runtime, name=runtime)
+    assert f"forward passes run in {rt.NAMES[runtime]}" in err
+    assert path.name == eager_path.name  # untagged: the same function (docs/PERFORMANCE.md)
+    np.testing.assert_array_equal(scores["classes"], eager["classes"])
+    for key in ("ins_curve", "del_curve"):
+        assert np.abs(scores[key] - eager[key]).max() <= 1e-6
+
+
+def test_eval_without_the_package_notes_and_scores_in_pytorch(eval_inputs, capsys, monkeypatch):
+    tmp_path, common = eval_inputs
+    _, eager, _ = run_eval(tmp_path, common, capsys, name="eager")
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    _, scores, err = run_eval(tmp_path, common, capsys, "--runtime", "openvino", name="fallback")
+    assert "note: --runtime openvino needs the openvino package: pip install openvino" in err
+    for key in ("ins_curve", "del_curve", "classes"):
+        np.testing.assert_array_equal(scores[key], eager[key])  # PyTorch itself: bitwise
+
+
+def test_eval_refuses_runtime_with_amp(eval_inputs, capsys):
+    tmp_path, common = eval_inputs
+    code, err = call_script("eval", [*common, "--runtime", "openvino", "--amp", "--attr_prefix", tmp_path / "attr",
+                                     "--prefix", tmp_path / "s", "--csv_path", tmp_path / "r.csv"], capsys)
+    assert code == 2 and err.strip().startswith("error: --runtime openvino runs the metric in float32")
