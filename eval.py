@@ -1,4 +1,4 @@
-"""Score one method's maps by Insertion and Deletion (SPEC "Insertion and deletion").
+"""Score one method's maps by Insertion and Deletion (docs/PROTOCOL.md "Insertion and deletion").
 
     python eval.py --model efficientnet_lite0 --attr_method la
 

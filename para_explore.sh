@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's grid (SPEC "The paper's grid"): every model x method, LA over
+# The paper's grid (docs/PROTOCOL.md "The paper's grid"): every model x method, LA over
 # spatial_range x max_iter x sampling_times; attributions, then Insertion/Deletion scores.
 # Run with --help for the options. A thin wrapper: the options, the plan, the runs, the logs and
 # the summary are labench.grid's (python -m labench.grid takes the same options).

@@ -1,4 +1,4 @@
-"""ResNet-50 with functional ReLUs, for DeepLIFT (SPEC "Models").
+"""ResNet-50 with functional ReLUs, for DeepLIFT (docs/PROTOCOL.md "Models").
 
 torchvision's ResNet-50 with every ReLU replaced by `F.relu` (not in place) and the residual
 sum done out of place; the layers, their names and the weights are torchvision's. captum's

@@ -1,4 +1,4 @@
-"""VGG-16 with functional ReLUs, for DeepLIFT (SPEC "Models").
+"""VGG-16 with functional ReLUs, for DeepLIFT (docs/PROTOCOL.md "Models").
 
 torchvision's VGG-16 (same layers, names and weights) whose nn.ReLU(inplace=True) modules are
 replaced by a module that calls F.relu out of place. captum's DeepLift then applies its rescale

@@ -1,4 +1,4 @@
-"""The effect of each published quirk (SPEC "As published") on the benchmark's numbers.
+"""The effect of each published quirk (docs/PROTOCOL.md "As published") on the benchmark's numbers.
 
     .venv/bin/python bench/published_effect.py --model efficientnet_lite0 --images 64
     .venv/bin/python bench/published_effect.py --images 2 --max_iter 2 --sampling_times 2   # a smoke run

@@ -21,7 +21,7 @@ DEFAULT = Run()  # the default of every flag that sets a field of the run
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
 PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
 METRIC_HELP = {
-    "substrate": "opt-in metric variant (SPEC 'Metric variants'): what deleted values become and insertion starts "
+    "substrate": "opt-in metric variant (docs/PROTOCOL.md 'Metric variants'): what deleted values become and insertion starts "
                  "from; blur is RISE's insertion substrate. Tagged -substrate_<name>",
     "order": "opt-in metric variant: channel ranks every C x H x W value (the paper's); pixel ranks whole pixels by "
              "the sum of their channels (most peers). Tagged -order_pixel",

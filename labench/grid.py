@@ -32,7 +32,7 @@ from .run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "para_explore.sh"
-# SPEC "The paper's grid": LA over spatial_range x max_iter x sampling_times
+# docs/PROTOCOL.md "The paper's grid": LA over spatial_range x max_iter x sampling_times
 PAPER_SETTINGS = {"spatial_range": (10, 20, 30), "max_iter": (10, 20, 30), "sampling_times": (10, 20, 30)}
 SETTING_OPTIONS = {"spatial_ranges": "spatial_range", "max_iters": "max_iter", "sampling_times": "sampling_times"}
 
@@ -263,7 +263,7 @@ Passed to both scripts:
   --weights W            default | a torchvision weights name | random (file names and CSV
                          rows then carry the model as MODEL-W, e.g. resnet50-random)
   --device D             cpu, cuda, cuda:N or auto (scripts' default: auto)
-  --published            what the published scripts computed (SPEC "As published"): la, agi,
+  --published            what the published scripts computed (docs/PROTOCOL.md "As published"): la, agi,
                          deeplift and eg couple the images of each group, the metric orders ties
                          as NumPy did; outputs are tagged MODEL-published (to check the paper's
                          table; the default is the fair comparison of methods)

@@ -1,6 +1,6 @@
 """One identity of an output: (model, weights, method, method parameters, modes).
 
-It gives the file stem of the maps and of the scores (SPEC "File names"), the results.csv row
+It gives the file stem of the maps and of the scores (docs/PROTOCOL.md "File names"), the results.csv row
 key, the table column and the plot label, and parses back from a file name or a results.csv row
 (here, and nowhere else: tables, statistics and plots read the fields). Every script, plot.py,
 tables.py and the grid planner (labench.grid) name their outputs through it.
@@ -45,7 +45,7 @@ from .models import is_known_model
 
 # the Insertion/Deletion options whose other values are metric variants; the first value is the paper's
 METRIC_OPTIONS = {"substrate": SUBSTRATES, "order": ORDERS}
-# the SPEC's results.csv columns of LA's three parameters
+# the results.csv columns (docs/PROTOCOL.md "File names") of LA's three parameters
 CSV_PARAM_COLUMNS = {"spatial_range": "spatial_range", "max_iter": "max-iter", "sampling_times": "samples_number"}
 PARAM_SYMBOLS = {"spatial_range": "r", "max_iter": "T", "sampling_times": "S"}
 MISSING = "-"
@@ -91,7 +91,7 @@ FLAG_MODES = (
     Mode("amp", "opt-in: bf16 autocast (docs/PERFORMANCE.md: speed, AUC shift)",
          changes_maps=lambda entry: entry.amp_maps),
     Mode("channels_last", "opt-in: channels_last memory format"),
-    Mode("published", "opt-in: what the published scripts computed (SPEC 'As published'): la, agi, deeplift and eg "
+    Mode("published", "opt-in: what the published scripts computed (docs/PROTOCOL.md 'As published'): la, agi, deeplift and eg "
                       "couple the images of each group of consecutive indices; the metric orders ties as NumPy's "
                       "argsort. Tagged -published; never mixed with the default",
          changes_maps=lambda entry: entry.has_published),
@@ -289,7 +289,7 @@ class OutputId:
     # ------------------------------------------------ results.csv
 
     def csv_key(self) -> dict:
-        """The results.csv key columns of this output (SPEC: '-' in LA's columns for other methods)."""
+        """The results.csv key columns of this output (docs/PROTOCOL.md: '-' in LA's columns for other methods)."""
         row = {"model": self.model_tag, "attr_method": self.method}
         row.update({column: MISSING for column in CSV_PARAM_COLUMNS.values()})
         for p, v in self.setting.items():

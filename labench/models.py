@@ -299,7 +299,7 @@ def load_model(name, weights="default", device="cpu", seed=0):
 
 
 def functional_relu_model(model, name):
-    """SPEC "Models": for methods that ask for it (DeepLIFT), resnet50 and vgg16 become copies whose
+    """docs/PROTOCOL.md "Models": for methods that ask for it (DeepLIFT), resnet50 and vgg16 become copies whose
     ReLUs are functional (same weights); other models stay as they are."""
     if name not in ("resnet50", "vgg16"):
         return model
@@ -359,7 +359,7 @@ def resolve_device(name):
 
 def published_batch(method: str, model: str) -> int:
     """The images per call of `method` in the published scripts on `model`: the registry's
-    reference_batch, halved on maxvit_t except for eg (SPEC "As published"). A model's rule,
+    reference_batch, halved on maxvit_t except for eg (docs/PROTOCOL.md "As published"). A model's rule,
     so it lives here and not in the library."""
     batch = get_method(method).reference_batch
     return max(1, batch // 2) if model == "maxvit_t" and method != "eg" else batch

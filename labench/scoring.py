@@ -1,4 +1,4 @@
-"""The scoring job behind eval.py: Insertion and Deletion curves of one method's maps (SPEC
+"""The scoring job behind eval.py: Insertion and Deletion curves of one method's maps (docs/PROTOCOL.md
 "Insertion and deletion"), in resumable chunks; the scores file and its results.csv row."""
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def compute_scores(run: Run, out):
 
 
 def results_row(out_id, scores) -> dict:
-    """The results.csv row of an output's scores (values rounded to 6 places, SPEC)."""
+    """The results.csv row of an output's scores (values rounded to 6 places, docs/PROTOCOL.md)."""
     return {**out_id.csv_key(), **{game.name: round(float(scores[game.key]), 6) for game in GAMES}}
 
 

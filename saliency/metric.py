@@ -1,4 +1,4 @@
-"""Insertion and Deletion (Petsiuk et al., "RISE", BMVC 2018), as SPEC "Insertion and deletion".
+"""Insertion and Deletion (Petsiuk et al., "RISE", BMVC 2018), as docs/PROTOCOL.md "Insertion and deletion".
 
 The map ranks all C*H*W values (channels separately), descending, ties broken by the higher
 flat index. In `n_steps` steps the next `ceil(C*H*W / n_steps)` values (672 for 3x224x224)
@@ -6,7 +6,7 @@ move: deletion from the image to the black substrate, insertion from the substra
 image. The curve is the probability of the class the model predicts on the clean image, at
 steps 0..n_steps; a method's score is the AUC of the curve averaged over images.
 
-Options (SPEC "Metric variants" and "As published"; the defaults are the paper's protocol):
+Options (docs/PROTOCOL.md "Metric variants" and "As published"; the defaults are the paper's protocol):
 
 - substrate: "black" (zeros) | "blur" (each channel convolved with the RISE evaluation's 11x11
   Gaussian kernel of sigma 5, see gaussian_kernel, zero padding: RISE's insertion substrate) | "mean" (each

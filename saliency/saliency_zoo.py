@@ -1,5 +1,5 @@
 """The method registry: name -> function in saliency.core, the model it is given, the output it
-explains (SPEC "Which output each method explains"), what else it is given (its capabilities)
+explains (docs/PROTOCOL.md "Which output each method explains"), what else it is given (its capabilities)
 and the parameters that name its output files.
 
 A method function declares its display name and protocol parameters (default and valid values)
@@ -39,22 +39,22 @@ class Method:
     function: Callable  # decorated with saliency.core.params.protocol: display name and parameters
     model: str  # "logit" or "probability": what the function is given
     explains: str
-    reference_batch: int = 4  # images per call in the published code (SPEC)
+    reference_batch: int = 4  # images per call in the published code (docs/PROTOCOL.md)
     # capabilities: what `attribute` hands the function besides the images and max_rows=
     explains_prediction: bool = False  # predicted= (its own argmax, la and agi) instead of the labels
     seeded: bool = False  # seed= and indices=: random draws from per-image generators
-    has_published: bool = False  # published= and group_size= (and indices=): SPEC "As published"
+    has_published: bool = False  # published= and group_size= (and indices=): docs/PROTOCOL.md "As published"
     takes_reference_images: bool = False  # reference_images=: the evaluation set (eg's references)
     direct_arguments: tuple = ()  # keywords only direct callers pass (la's and agi's classes=)
     rows_per_unit: int = 1  # model rows per unit of max_rows (DeepLIFT passes image and baseline)
     # --amp computes the maps in bf16: only where that moved both AUCs by <= 0.005 on the offline
     # sample (docs/PERFORMANCE.md "Opt-in speed modes"); elsewhere the maps stay fp32
     amp_maps: bool = False
-    # parameters that name the output files and results.csv rows (SPEC "File names"); the grid
+    # parameters that name the output files and results.csv rows (docs/PROTOCOL.md "File names"); the grid
     # varies them. work_params: those that make a setting costlier (for choosing one to show)
     file_params: tuple = ()
     work_params: tuple = ()
-    # SPEC "Models": run on copies whose ReLUs are functional (captum's rules then skip them)
+    # docs/PROTOCOL.md "Models": run on copies whose ReLUs are functional (captum's rules then skip them)
     functional_relus: bool = False
 
     @property

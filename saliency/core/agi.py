@@ -1,7 +1,7 @@
 """AGI: Adversarial Gradient Integration.
 
 Pan et al., "Explaining Deep Neural Network Models with Adversarial Gradient Integration",
-IJCAI 2021. SPEC table row "agi".
+IJCAI 2021. docs/PROTOCOL.md, table row "agi".
 
 For each of a fixed set of classes l (drawn once, as published: random.seed(3407);
 random.sample(range(999), 20)), with c the model's prediction on x (l is replaced by l+1, or l-1
@@ -59,7 +59,7 @@ def agi(
     optional [N] class explained, c (default the model's argmax; --amp decides it in fp32). max_rows
     bounds the (image, class) rows per model call; chunks hold whole images.
 
-    published=True computes what the published scripts did (SPEC "As published"): image i is in
+    published=True computes what the published scripts did (docs/PROTOCOL.md "As published"): image i is in
     group indices[i] // group_size (default indices 0..N-1; a call holds whole groups); image i's
     gradients are d/dx_i of sum_j p_i[l_j] and sum_j p_i[c_j] over the images j of its group,
     and images stop with the published leave_index bookkeeping (see _retire_published).

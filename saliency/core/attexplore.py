@@ -1,7 +1,7 @@
 """AttEXplore: attribution by exploring model parameters (frequency-domain gradient ensembles).
 
 Zhu et al., "AttEXplore: Attribution for Explanation with model parameters eXploration",
-ICLR 2024. SPEC table row "attexplore".
+ICLR 2024. docs/PROTOCOL.md, table row "attexplore".
 
 The MFABA path x_{t+1} = clip(x + clip(x_t - alpha sign(G_t) - x, -epsilon, epsilon), 0, 1),
 alpha = epsilon / num_steps, num_steps steps, no early stop. G_t accumulates (momentum 1.0) the

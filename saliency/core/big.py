@@ -1,7 +1,7 @@
 """Boundary-based Integrated Gradients (BIG).
 
 Wang, Wang, Ramkumar, Fredrikson, Mardziel and Datta, "Robust Models Are More Interpretable
-Because Attributions Look Normal", ICML 2022. SPEC row "big".
+Because Attributions Look Normal", ICML 2022. docs/PROTOCOL.md, table row "big".
 
 1. Boundary search: one FGSM-style attack per epsilon (in the given order), each `num_steps`
    sign steps of size `alpha` that ascend CE(p, target), where p is already a probability

@@ -70,7 +70,7 @@ def softmax_of(model):
 
 
 def probability_model(logit_model):
-    """Logit model followed by Softmax (SPEC "Models"), sharing the logit model's modules."""
+    """Logit model followed by Softmax (docs/PROTOCOL.md "Models"), sharing the logit model's modules."""
     return torch.nn.Sequential(logit_model, torch.nn.Softmax(dim=1)).eval()
 
 
@@ -144,7 +144,7 @@ def rows_per_call(max_rows, device, default: int) -> int:
     return CPU_ROWS if torch.device(device).type == "cpu" else default
 
 
-# --- the published grouping (opt-in published=True; SPEC "As published") ---
+# --- the published grouping (opt-in published=True; docs/PROTOCOL.md "As published") ---
 
 def published_groups(indices, n: int, group_size) -> list[tuple[int, list[int]]]:
     """[(group id b, rows of this call in group b)] where image i is in group i // group_size.

@@ -39,7 +39,7 @@ def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indi
     without it the references come from the batch itself (then a map depends on its batch).
     The reference and alpha of image i come from image_generator(seed, indices[i]).
 
-    published=True reproduces the published gather bug (SPEC "As published"): image i is in group
+    published=True reproduces the published gather bug (docs/PROTOCOL.md "As published"): image i is in group
     indices[i] // group_size (a call holds whole groups); the group's first image explains the
     sum of its own scores for classes 0..m-1 (m = the group's size; target is unused) and the
     other images of the group get zero maps. References and alphas are drawn as by default.

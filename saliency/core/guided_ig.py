@@ -2,7 +2,7 @@
 
 Kapishnikov, Venugopalan, Avci, Wedin, Terry and Birdal, "Guided Integrated Gradients: an
 Adaptive Path Method for Removing Noise", CVPR 2021; the algorithm of the PAIR-code/saliency
-implementation, as the published LA benchmark calls it. SPEC row "guided_ig".
+implementation, as the published LA benchmark calls it. docs/PROTOCOL.md, table row "guided_ig".
 
 The explained score is softmax(p)[target] where p is the probability model's output (softmax
 applied a second time, as in the published benchmark), from a zero baseline. At step k of

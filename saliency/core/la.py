@@ -1,7 +1,7 @@
 """Local Attribution (LA).
 
 Zhu et al., "Enhancing Model Interpretability with Local Attribution over Global Exploration",
-ACM MM 2024, arXiv 2408.07736. SPEC section "LA".
+ACM MM 2024, arXiv 2408.07736. docs/PROTOCOL.md, section "LA".
 
 Around each image x, a box of half-width x / spatial_range is explored S times: S-1 targeted
 runs step towards drawn classes l (sign of d p_l/dx), one untargeted run steps away from the
@@ -98,7 +98,7 @@ def la(
     each image's S runs in fixed pieces of max_rows, so an image's numbers do not depend on
     its neighbours either way.
 
-    published=True computes what the published scripts did (SPEC "As published"): image i is in
+    published=True computes what the published scripts did (docs/PROTOCOL.md "As published"): image i is in
     group indices[i] // group_size (a call holds whole groups); the group shares one class list,
     the (b+1)-th np.random.choice(1000, S, replace=False) after np.random.seed(3407) (seed is
     unused; classes= still overrides it), and image i's gradients are d/dx_i of sum_j p_i[t_j]

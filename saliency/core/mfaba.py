@@ -1,7 +1,7 @@
 """MFABA: More Faithful and Accelerated Boundary-based Attribution.
 
 Zhu et al., "MFABA: A More Faithful and Accelerated Boundary-based Attribution Method for Deep
-Neural Networks", AAAI 2024, arXiv 2312.13630. SPEC table row "mfaba".
+Neural Networks", AAAI 2024, arXiv 2312.13630. docs/PROTOCOL.md, table row "mfaba".
 
 From x_0 = x, sign steps lower the softmax probability of the target class:
 x_{t+1} = clip(x + clip(x_t - alpha sign(g_t) - x, -epsilon, epsilon), 0, 1), g_t = d p_target/dx
