@@ -102,8 +102,8 @@ def _openvino(model, example):
 def _onnxruntime(model, example):
     """(run, version): `model` exported to ONNX (torch's TorchScript-based exporter, which needs
     the onnx package) and run by ONNX Runtime's CPU provider with PyTorch's thread count."""
-    import onnx  # noqa: F401  torch's exporter needs it; missing, the run says how to install it
     import onnxruntime as ort
+    import onnx  # noqa: F401  torch's exporter needs it; missing, the run says how to install it
 
     buffer = io.BytesIO()
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}

@@ -81,3 +81,16 @@ def test_memory_budget_rows_fit(grad):
         with torch.inference_mode():
             model(x)
     assert torch.cuda.max_memory_allocated() - before <= MEMORY_BUDGET * free
+
+
+def test_random_weights_leave_the_cuda_generator_alone():
+    """load_model seeds only the CPU generator (inside torch.random.fork_rng) and builds on the CPU:
+    the CUDA generator's state is the same before and after, and the network the same on the GPU."""
+    from labench.models import load_model
+
+    torch.cuda.manual_seed(123)
+    before = torch.cuda.get_rng_state()
+    on_gpu = load_model("resnet18", weights="random", device="cuda", seed=2)
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    on_cpu = load_model("resnet18", weights="random", seed=2)
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(on_gpu.state_dict().values(), on_cpu.state_dict().values()))

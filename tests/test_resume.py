@@ -185,7 +185,7 @@ def test_two_processes_on_one_output_compute_it_once(data_dir, tmp_path, sm_maps
 
 
 def test_two_eval_processes_on_one_output_score_it_once(data_dir, tmp_path, sm_maps):
-    scores = ["--attr_prefix", str(sm_maps), "--limit", "2", "--batch_size", "90", *SM_RANDOM[:4], "--chunk", "1",
+    scores = ["--attr_prefix", str(sm_maps), "--limit", "1", "--batch_size", "90", *SM_RANDOM[:4], "--chunk", "1",
               "--attr_method", "sm"]
     run_to_end(command("eval.py", data_dir, ["--prefix", str(tmp_path / "s1"), "--csv_path",
                                              str(tmp_path / "one.csv")], *scores), tmp_path)

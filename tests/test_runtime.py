@@ -187,10 +187,12 @@ def test_a_real_runtime_whose_output_is_perturbed_is_refused(monkeypatch, runtim
                                               ("onnxruntime", "onnx")])
 def test_a_missing_package_says_how_to_install_it(monkeypatch, runtime, package):
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ImportError
+    # the first missing one in the converter's import order is named (onnxruntime, then onnx)
+    named = next(p for p in PACKAGES[runtime] if p == package or importlib.util.find_spec(p) is None)
     model = make_tiny_cnn()
     got, note = rt.converted_for_metric(runtime, model, make_images(2, size=16), 4)
     assert got is model
-    assert note == (f"note: --runtime {runtime} needs the {package} package: {rt.INSTALL[runtime]} "
+    assert note == (f"note: --runtime {runtime} needs the {named} package: {rt.INSTALL[runtime]} "
                     "(make setup installs it); the metric runs in PyTorch")
 
 
@@ -249,3 +251,19 @@ def test_eval_refuses_runtime_with_amp(eval_inputs, capsys):
     code, err = call_script("eval", [*common, "--runtime", "openvino", "--amp", "--attr_prefix", tmp_path / "attr",
                                      "--prefix", tmp_path / "s", "--csv_path", tmp_path / "r.csv"], capsys)
     assert code == 2 and err.strip().startswith("error: --runtime openvino runs the metric in float32")
+
+
+def test_report_passes_its_runtime_to_every_scoring_run(monkeypatch, tmp_path):
+    """make report RUNTIME=openvino -> report.py --runtime openvino -> each eval run's --runtime."""
+    import argparse
+
+    from labench import report
+
+    seen = []
+    monkeypatch.setattr(report.attributions, "run", lambda args: None)
+    monkeypatch.setattr(report.scoring, "run", lambda args: seen.append((args.attr_method, args.runtime)))
+    args = argparse.Namespace(model="efficientnet_lite0", weights="default", data_dir="data", device="cpu",
+                              spatial_range=20, max_iter=20, sampling_times=20, images=2, seed=0, runtime="openvino")
+    paths = {"attr_prefix": tmp_path / "a", "prefix": tmp_path / "s", "csv_path": tmp_path / "r.csv"}
+    report.compute(args, ["sm", "ig"], ["blur"], 2, paths, report.Timings(tmp_path / "t.json"), lambda line: None)
+    assert seen == [("sm", "openvino"), ("ig", "openvino")] * 2  # the paper's metric, then the blur variant
