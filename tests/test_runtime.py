@@ -254,16 +254,15 @@ def test_eval_refuses_runtime_with_amp(eval_inputs, capsys):
 
 
 def test_report_passes_its_runtime_to_every_scoring_run(monkeypatch, tmp_path):
-    """make report RUNTIME=openvino -> report.py --runtime openvino -> each eval run's --runtime."""
-    import argparse
-
+    """make report RUNTIME=openvino -> report.py --runtime openvino -> each scoring run's runtime."""
     from labench import report
+    from labench.run import Run
 
     seen = []
-    monkeypatch.setattr(report.attributions, "run", lambda args: None)
-    monkeypatch.setattr(report.scoring, "run", lambda args: seen.append((args.attr_method, args.runtime)))
-    args = argparse.Namespace(model="efficientnet_lite0", weights="default", data_dir="data", device="cpu",
-                              spatial_range=20, max_iter=20, sampling_times=20, images=2, seed=0, runtime="openvino")
-    paths = {"attr_prefix": tmp_path / "a", "prefix": tmp_path / "s", "csv_path": tmp_path / "r.csv"}
-    report.compute(args, ["sm", "ig"], ["blur"], 2, paths, report.Timings(tmp_path / "t.json"), lambda line: None)
+    monkeypatch.setattr(report.attributions, "run", lambda run: None)
+    monkeypatch.setattr(report.scoring, "run", lambda run: seen.append((run.method, run.runtime)))
+    request = report.Request(images=2, device="cpu", runtime="openvino", out=str(tmp_path))
+    base = Run(device="cpu", runtime=request.runtime, maps_dir=tmp_path / "a", scores_dir=tmp_path / "s",
+               csv_path=tmp_path / "r.csv")
+    report.compute(request, ["sm", "ig"], ["blur"], 2, base, report.Timings(tmp_path / "t.json"), lambda line: None)
     assert seen == [("sm", "openvino"), ("ig", "openvino")] * 2  # the paper's metric, then the blur variant
