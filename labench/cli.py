@@ -18,6 +18,7 @@ from .run import Run
 from .runtime import RUNTIMES
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
+LA_DEFAULTS = get_method("la").defaults  # the flags of LA's file parameters default to its declaration
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
 PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
 METRIC_HELP = {
@@ -47,8 +48,8 @@ def add_common_arguments(parser):
     parser.add_argument("--weights", default=DEFAULT.weights,
                         help="'default', a torchvision weights name, 'random', or a state-dict checkpoint file")
     parser.add_argument("--attr_method", default=DEFAULT.method, help=f"one of {', '.join(PAPER_ORDER)}")
-    parser.add_argument("--spatial_range", type=int, default=20, help="LA: box half-width is x / spatial_range")
-    parser.add_argument("--max_iter", type=int, default=20, help="LA: steps per exploration")
+    parser.add_argument("--spatial_range", type=int, default=LA_DEFAULTS["spatial_range"], help="LA: box half-width is x / spatial_range")
+    parser.add_argument("--max_iter", type=int, default=LA_DEFAULTS["max_iter"], help="LA: steps per exploration")
     parser.add_argument("--seed", type=int, default=DEFAULT.seed,
                         help="seed of --weights random and of the methods' per-image random generators; named in "
                              "file names (random_seed<N>) when random weights are not of seed 0")
@@ -63,7 +64,7 @@ def add_common_arguments(parser):
 def attribution_parser(description=None):
     parser = RunParser(attribution_run, description)
     add_common_arguments(parser)
-    parser.add_argument("--sampling_times", type=int, default=20, help="LA: explorations per image")
+    parser.add_argument("--sampling_times", type=int, default=LA_DEFAULTS["sampling_times"], help="LA: explorations per image")
     parser.add_argument("--prefix", default=DEFAULT.maps_dir, help="output folder")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
@@ -80,7 +81,8 @@ def attribution_parser(description=None):
 def eval_parser(description=None):
     parser = RunParser(eval_run, description)
     add_common_arguments(parser)
-    parser.add_argument("--samples_number", "--sampling_times", dest="sampling_times", type=int, default=20,
+    parser.add_argument("--samples_number", "--sampling_times", dest="sampling_times", type=int,
+                        default=LA_DEFAULTS["sampling_times"],
                         help="LA: explorations per image (names the attribution file)")
     parser.add_argument("--prefix", default=DEFAULT.scores_dir, help="folder for the scores .npz")
     parser.add_argument("--attr_prefix", default=DEFAULT.maps_dir, help="folder of the attribution .npy files")
