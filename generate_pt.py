@@ -69,8 +69,8 @@ def main(argv=None):
 
 
 def verify(args):
-    sources = [flag for flag in ("png_dir", "labels", "imagefolder") if getattr(args, flag)] + \
-        (["sample"] if args.sample else [])
+    given = {"png_dir": args.png_dir, "labels": args.labels, "imagefolder": args.imagefolder, "sample": args.sample}
+    sources = [flag for flag, value in given.items() if value]
     if sources:
         raise UserError(f"--verify checks the cache in --data_dir only; drop --{', --'.join(sources)}")
     match = verify_cache(args.out_dir, args.checksums)
