@@ -271,3 +271,19 @@ def test_too_little_free_disk_is_refused_before_any_work(run_folder, capsys, mon
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 1 and err.startswith("error: --prefix") and "MiB free" in err, err
     assert snapshot(run_folder) == before
+
+
+def test_atomic_outputs_get_the_usual_file_mode(tmp_path):
+    """A file written through a temporary name is readable as any file the user writes (the
+    umask's mode), not mkstemp's private 0600."""
+    import os
+
+    from labench.files import atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
