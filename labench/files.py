@@ -15,13 +15,13 @@ import torch
 from .errors import RunFailure, UserError
 
 
-@contextlib.contextmanager
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
+@contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
