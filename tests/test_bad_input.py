@@ -111,6 +111,7 @@ CASES = [  # (script, arguments, words the one line must hold)
     ("tables", ["--csv", "missing.csv"], ["does not exist"]),
     ("tables", ["--csv", "foreign.csv"], ["not a results table"]),
     ("tables", ["--csv", "foreign.csv", "--la", "1,2"], ["--la"]),
+    ("eval", [*EVAL, "--attr_method", "sm", "--weights", "random", "--seed", "-1"], ["--seed must be at least 0"]),
 ]
 
 
