@@ -3,7 +3,7 @@ and the logic behind the scripts (generate_pt.py, generate_attributions.py, eval
 tables.py, report.py, para_explore.sh). Layers, top down: scripts -> labench.report ->
 labench.{grid, stems, significance} -> labench.{attributions, scoring, figures, tables, stats} ->
 labench.cli -> labench.run -> labench.{identity, jobs, data, memory, fast} -> labench.{models,
-files} -> labench.errors -> saliency."""
+files, progress} -> labench.errors -> saliency."""
 
 import os
 

@@ -64,6 +64,8 @@ class OutputLock:
     included, so a lock file left behind is never a held lock. The holder removes the file when
     it releases; a waiter that then holds the lock of a removed file tries again on the new one."""
 
+    held = set()  # the lock files this process holds
+
     def __init__(self, output: Path):
         self.output = Path(output)
         self.path = self.output.with_name(f".{self.output.name}.lock")
@@ -73,6 +75,9 @@ class OutputLock:
         """Take the lock; while another process holds it, wait, after one line on `stream`
         (default: stderr) naming the output and the holder's process id."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(self.path)
+        if key in OutputLock.held:  # flock would wait for this very process: forever
+            raise RuntimeError(f"this process already holds the lock of {self.output} (a job not released)")
         said = False
         while True:
             file = open(self.path, "a+")
@@ -89,7 +94,8 @@ class OutputLock:
         file.truncate(0)
         file.write(str(os.getpid()))
         file.flush()
-        self.file = file
+        self.file, self.key = file, key
+        OutputLock.held.add(key)
 
     def _say_waiting(self, file, stream):
         file.seek(0)
@@ -111,6 +117,7 @@ class OutputLock:
             self.path.unlink(missing_ok=True)  # while still held: see the class docstring
             self.file.close()  # closing drops the lock
             self.file = None
+            OutputLock.held.discard(self.key)
 
 
 class ChunkStore:

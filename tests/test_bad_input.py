@@ -111,6 +111,7 @@ CASES = [  # (script, arguments, words the one line must hold)
     ("tables", ["--csv", "missing.csv"], ["does not exist"]),
     ("tables", ["--csv", "foreign.csv"], ["not a results table"]),
     ("tables", ["--csv", "foreign.csv", "--la", "1,2"], ["--la"]),
+    ("eval", [*EVAL, "--attr_method", "sm", "--weights", "random", "--seed", "-1"], ["--seed must be at least 0"]),
 ]
 
 
@@ -241,19 +242,20 @@ def test_a_foreign_or_damaged_results_csv_is_reported_not_rewritten(tmp_path, co
 def test_damaged_chunks_and_manifests_are_recomputed_never_loaded(tmp_path):
     from labench.jobs import ChunkStore, Distributed
 
-    store = ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 0})
-    assert store.claim(Distributed(torch.device("cpu"))) == [(0, 2), (2, 4), (4, 6)]
-    for a, b in store.ranges():
-        store.save(a, b, np.full((b - a, 3), a, np.float32))
-    (store.folder / "00000002-00000004.npy").write_bytes(b"\x93NUMPY half a chunk")  # torn by a crash
-    np.save(store.folder / "00000004-00000006.npy", np.zeros((1, 3), np.float32))  # wrong length
-    assert store.pending() == [(2, 4), (4, 6)]
-    assert sorted(p.name for p in store.folder.glob("*.npy")) == ["00000000-00000002.npy"]
+    with ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 0}) as store:  # leaving the block releases its lock
+        assert store.claim(Distributed(torch.device("cpu"))) == [(0, 2), (2, 4), (4, 6)]
+        for a, b in store.ranges():
+            store.save(a, b, np.full((b - a, 3), a, np.float32))
+        (store.folder / "00000002-00000004.npy").write_bytes(b"\x93NUMPY half a chunk")  # torn by a crash
+        np.save(store.folder / "00000004-00000006.npy", np.zeros((1, 3), np.float32))  # wrong length
+        assert store.pending() == [(2, 4), (4, 6)]
+        assert sorted(p.name for p in store.folder.glob("*.npy")) == ["00000000-00000002.npy"]
     (store.folder / "settings.json").write_text("{not json")  # an unreadable manifest: start over
-    assert ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 0}).claim(Distributed(torch.device("cpu"))) == \
-        [(0, 2), (2, 4), (4, 6)]
+    with ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 0}) as again:
+        assert again.claim(Distributed(torch.device("cpu"))) == [(0, 2), (2, 4), (4, 6)]
     with pytest.raises(Exception, match="other settings .*seed.*rm -r"):
-        ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 1}).claim(Distributed(torch.device("cpu")))
+        with ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 1}) as other:
+            other.claim(Distributed(torch.device("cpu")))
 
 
 def test_too_little_free_disk_is_refused_before_any_work(run_folder, capsys, monkeypatch):

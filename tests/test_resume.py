@@ -254,3 +254,16 @@ def test_concurrent_csv_writers_lose_and_tear_nothing(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 75
     assert [r["insertion"] for r in rows if r["model"] == "m0" and r["spatial_range"] == "3"] == ["0.99"]
+
+
+def test_a_lock_this_process_holds_is_an_error_not_a_hang(tmp_path):
+    first = OutputLock(tmp_path / "out.npy")
+    first.acquire()
+    with pytest.raises(RuntimeError, match="already holds the lock"):
+        OutputLock(tmp_path / "out.npy").acquire()
+    first.release()
+    again = OutputLock(tmp_path / "out.npy")
+    again.acquire()  # released: free again, and the lock file is a new one
+    assert (tmp_path / ".out.npy.lock").read_text() == str(os.getpid())
+    again.release()
+    assert not (tmp_path / ".out.npy.lock").exists()
