@@ -37,8 +37,8 @@ from labench.errors import run_cli
 from labench.fast import fast_model
 from labench.models import load_model
 from labench.runtime import RUNTIMES, converted_for_metric
-from labench.scoring import curve_aucs, scored_records
-from saliency import attribute
+from labench.scoring import scored_records
+from saliency import attribute, auc
 
 EAGER, FAST = "eager", "--fast"
 GAMES = ("ins", "del")
@@ -140,7 +140,7 @@ def scored_run(name, found, images, maps, rows, folder):
     class_model, curves_model = found
     records = scored_records(images, maps, class_model, rows, curves_model=curves_model)
     result = {"curves": records["curves"], "classes": records["class"],
-              **{game: curve_aucs(records["curves"][:, k].T) for k, game in enumerate(GAMES)}}
+              **{game: auc(records["curves"][:, k].T) for k, game in enumerate(GAMES)}}
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(path, **result)
     return result
