@@ -73,8 +73,9 @@ VARIANT_IMAGES ?= $(IMAGES)
 OUT ?= report
 DATA ?= data
 DEVICE ?= auto
-# the metric's forward passes on a CPU: torch, openvino or onnxruntime (eval.py --runtime; README "Speed")
-RUNTIME ?= torch
+# the metric's forward passes on a CPU: openvino (about 3x eager at float rounding; PyTorch where it
+# cannot, with a note), onnxruntime or torch (eval.py --runtime; README "Speed")
+RUNTIME ?= openvino
 
 .PHONY: report
 report: setup

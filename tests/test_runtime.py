@@ -5,7 +5,9 @@ PyTorch's function (logits to 1e-5 of the largest, curves to 1e-6), and every wa
 The cases that need a runtime's package skip, naming it, where it is not installed (make setup
 installs both); the fallback paths run with or without them."""
 import importlib.util
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,3 +271,15 @@ def test_report_passes_its_runtime_to_every_scoring_run(monkeypatch, tmp_path):
                csv_path=tmp_path / "r.csv")
     report.compute(request, ["sm", "ig"], ["blur"], 2, base, report.Timings(tmp_path / "t.json"), lambda line: None)
     assert seen == [("sm", "openvino"), ("ig", "openvino")] * 2  # the paper's metric, then the blur variant
+
+
+def test_make_report_runs_the_metric_in_openvino_unless_told_otherwise():
+    """The measured 2.8x-3.4x (docs/PERFORMANCE.md) made OpenVINO `make report`'s default runtime."""
+    root = Path(__file__).resolve().parents[1]
+
+    def report_command(*overrides):
+        dry = subprocess.run(["make", "-n", "-s", "report", *overrides], cwd=root, capture_output=True, text=True, check=True)
+        return next(line for line in dry.stdout.replace("\\\n", " ").splitlines() if "report.py" in line)
+
+    assert "--runtime openvino" in report_command()
+    assert "--runtime torch" in report_command("RUNTIME=torch")
