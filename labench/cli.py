@@ -12,8 +12,9 @@ from saliency.saliency_zoo import PAPER_ORDER
 from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
-from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
+from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, cascade_stage, declaration, metric_mode, metric_values
 from .models import functional_relu_model, load_model, published_batch, resolve_device, with_speed_modes
+from .randomisation import randomised_model
 from .run import Run
 from .runtime import RUNTIMES
 
@@ -232,7 +233,6 @@ def load_inputs(run: Run, amp=None, before_model=None):
     """(images, labels, logit model, device) after checking every field. amp: bf16 autocast
     (default: the run's amp mode). before_model(images): the script's own checks of its inputs and
     outputs, run once the images are known and before the model is built."""
-    method = method_of(run)
     check_arguments(run)
     device = resolve_device(run.device)
     images, labels = load_dataset(run.data_dir)
@@ -240,13 +240,26 @@ def load_inputs(run: Run, amp=None, before_model=None):
         images, labels = images[: run.limit], labels[: run.limit]
     if before_model is not None:
         before_model(images)
-    model = load_model(run.model, weights=run.weights, device=device, seed=run.seed)
-    if method.functional_relus:
+    return images, labels, build_model(run, device, tuple(images.shape[1:]), amp), device
+
+
+def network(run: Run, device="cpu"):
+    """The run's model as its weights give it, before a mode changes it (labench.models.load_model)."""
+    return load_model(run.model, weights=run.weights, device=device, seed=run.seed)
+
+
+def build_model(run: Run, device, image_shape, amp=None):
+    """The run's logit model: its network and weights, randomised to the stage a cascade mode names
+    (labench.randomisation, on a copy), then made what the method and the modes ask for."""
+    model = network(run, device)
+    stage = cascade_stage(run.modes)
+    if stage is not None:
+        model = randomised_model(model, stage, run.seed)
+    if method_of(run).functional_relus:
         model = functional_relu_model(model, run.model)
     if run.fast:
-        model, done = fast_model(model, tuple(images.shape[1:]))
+        model, done = fast_model(model, image_shape)
         print(f"note: --fast folded {done['folded']} BatchNorms into their convolutions and fixed the padding of "
               f"{done['static_padding']} TF-SAME convolutions", file=sys.stderr)
     amp = run.amp if amp is None else amp
-    model = with_speed_modes(model, amp=amp, channels_last=run.channels_last)
-    return images, labels, model, device
+    return with_speed_modes(model, amp=amp, channels_last=run.channels_last)
