@@ -104,11 +104,10 @@ def stage_units(model: nn.Module, stage: int) -> list:
 
 
 def _redraw(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    values = tensor.detach().double()
-    mean, std = values.mean(), values.std(correction=0)
-    std = std if std > 0 else values.new_ones(())
-    noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float64)
-    return (mean.cpu() + std.cpu() * noise).to(dtype=tensor.dtype, device=tensor.device)
+    values = tensor.detach().float()
+    mean, std = float(values.mean()), float(values.std(correction=0))
+    noise = torch.randn(tensor.shape, generator=generator)
+    return (mean + (std if std > 0 else 1.0) * noise).to(dtype=tensor.dtype, device=tensor.device)
 
 
 def randomised_model(model: nn.Module, stage: int, seed: int = 0) -> nn.Module:

@@ -31,7 +31,8 @@ from .data import load_dataset
 from .errors import UserError
 from .figures import grid_figure, load_maps, save_figure
 from .files import atomic_path
-from .identity import CASCADE_MODES, RANDOM_LOGIT, SANITY, declaration, method_order, model_tag
+from .identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order, model_tag,
+                       ordered_modes)
 from .models import DEFAULT_MODEL, weights_tag
 from .randomisation import CASCADE_STAGES, layer_units, stage_size
 from .render import Interval, Table, csv_text, latex, markdown, save_text
@@ -87,7 +88,7 @@ def plan(request: Request):
     if not 0 <= request.figure_image < request.images:
         raise UserError(f"--figure_image must lie in 0..{request.images - 1} (one of the --images), "
                         f"got {request.figure_image}")
-    sanity = [m for m in request.modes if declaration(m).group == SANITY]
+    sanity = [m for m in ordered_modes(request.modes) if declaration(m).group == SANITY]
     if sanity:
         raise UserError(f"mode {sanity[0]} is one of the checks sanity.py runs itself; drop it")
     checks = [Check(TRAINED, None), *(Check(f"stage {k}", CASCADE_MODES[k].name) for k in stages),
@@ -153,8 +154,7 @@ def stage_notes(request: Request, checks) -> str:
     for check in checks[1:]:
         if check.mode == RANDOM_LOGIT.name:
             continue
-        stage = next(k for k, mode in CASCADE_MODES.items() if mode.name == check.mode)
-        size = stage_size(len(units), stage)
+        size = stage_size(len(units), cascade_stage(check.modes))
         lines.append(f"{check.name}: the last {size} of {len(units)} layers, {units[-1].name} down to "
                      f"{units[-size].name}")
     return "; ".join(lines)
@@ -209,7 +209,7 @@ def run(request: Request, log=print) -> list:
     notes = stage_notes(request, checks) + (f". {flat} maps were constant (rank correlation 0)" if flat else "")
     tables = [measure_table(cell_values, methods, checks, measure, notes) for measure in MEASURES]
     out = Path(request.out)
-    tag = model_tag(request.model, weights_tag(request.weights, request.seed), request.modes)
+    tag = model_tag(request.model, weights_tag(request.weights, request.seed), ordered_modes(request.modes))
     written = [save_text(out / "sanity.md", f"# Sanity checks, {tag}\n\n" + "\n\n".join(map(markdown, tables))),
                save_text(out / "sanity.tex", "\n\n".join(map(latex, tables))),
                save_text(out / "sanity.csv", csv_text(long_table(cell_values))),
