@@ -14,13 +14,12 @@ from skimage.metrics import structural_similarity
 from conftest import call_script, make_images, make_tiny_cnn
 from labench import cli, identity, sanity
 from labench.errors import UserError
-from labench.figures import heatmap
 from labench.identity import OutputId
 from labench.models import Normalize
 from labench.randomisation import (CASCADE_STAGES, layer_units, random_other_classes, randomised_model, stage_size,
                                    stage_units)
 from labench.run import Run
-from labench.similarity import heatmap_ssim, rank_correlation, similarity
+from labench.similarity import heatmap_ssim, normalised_heatmap, rank_correlation, similarity
 from saliency import attribute, saliency_zoo
 from saliency.core.params import protocol
 from saliency.saliency_zoo import Method
@@ -137,10 +136,15 @@ def ssim_by_hand(x, y, data_range=1.0):
 
 def test_ssim_of_the_normalised_heatmaps_against_scikit_image_and_by_hand():
     a, b = hand_made_maps()
-    assert heatmap_ssim(a, b) == pytest.approx(structural_similarity(heatmap(a), heatmap(b), data_range=1.0), abs=1e-12)
+    ha, hb = normalised_heatmap(a), normalised_heatmap(b)
+    by_hand = np.clip(np.abs(a).mean(0) / np.percentile(np.abs(a).mean(0), 99), 0, 1)
+    np.testing.assert_allclose(ha, by_hand, rtol=1e-12)
+    assert ha.min() >= 0 and ha.max() == 1
+    assert heatmap_ssim(a, b) == pytest.approx(structural_similarity(ha, hb, data_range=1.0), abs=1e-12)
     small_a, small_b = a[:, :7, :7], b[:, :7, :7]
-    assert heatmap_ssim(small_a, small_b) == pytest.approx(ssim_by_hand(heatmap(small_a), heatmap(small_b)), abs=1e-9)
-    assert heatmap_ssim(a, 5 * a) == pytest.approx(1, abs=1e-4)  # normalised: a positive scale changes nothing
+    assert heatmap_ssim(small_a, small_b) == pytest.approx(
+        ssim_by_hand(normalised_heatmap(small_a), normalised_heatmap(small_b)), abs=1e-9)
+    assert heatmap_ssim(a, -5 * a) == pytest.approx(1, abs=1e-12)  # normalised |map|: scale and sign change nothing
     assert heatmap_ssim(a, b) < 0.9
 
 
