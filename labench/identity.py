@@ -108,8 +108,9 @@ FLAG_MODES = (
 # randomised from the top down to stage k (labench.randomisation), or another class explained
 SANITY = "sanity"
 CASCADE_SPANS = {1: "the head", CASCADE_STAGES: "every layer"}  # the other stages: the head and the last blocks
-CASCADE_MODES = {k: Mode(f"cascade{k}", f"sanity check: the model's parameters randomised from the top down to stage "
-                                        f"{k} of {CASCADE_STAGES}, {CASCADE_SPANS.get(k, 'the head and the last blocks')} "
+CASCADE_MODES = {k: Mode(f"cascade{k}", f"sanity check: the model's parameters randomised from the top down to "
+                                        f"stage {k} of {CASCADE_STAGES}, "
+                                        f"{CASCADE_SPANS.get(k, 'the head and the last blocks')} "
                                         f"(labench.randomisation), drawn from --seed. Tagged -cascade{k}", group=SANITY)
                  for k in range(1, CASCADE_STAGES + 1)}  # {stage: its mode}
 RANDOM_LOGIT = Mode("random_logit", "sanity check: every method explains a randomly drawn other class of each image "

@@ -35,7 +35,7 @@ from .identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, decla
                        ordered_modes)
 from .models import DEFAULT_MODEL, weights_tag
 from .randomisation import CASCADE_STAGES, layer_units, stage_size
-from .render import Interval, Table, csv_text, latex, markdown, save_text
+from .render import MISSING, Interval, Table, csv_text, latex, markdown, save_text
 from .run import Run
 from .similarity import MEASURES, constant, similarity
 from .stats import N_RESAMPLES, SEED, mean_ci
@@ -117,28 +117,32 @@ def compute_maps(request: Request, methods, checks):
 # ---------------------------------------------------------------- the comparisons
 
 
-def per_image(request: Request, methods, checks) -> list:
-    """[{method, check, image, constant, <measure>: value}] of every image and check but the trained model."""
-    rows = []
+def per_image(request: Request, methods, checks):
+    """([{method, check, image, constant, <measure>: value}] of every image and check but the trained
+    model, {method: [images left out]}). An image whose trained map is constant (EG's map of an
+    image that drew itself as its reference: all zeros) ranks nothing: it is left out of that
+    method's comparisons."""
+    rows, left_out = [], {}
     for method in methods:
         trained = load_maps(maps_path(run_of(request, method, checks[0])))
+        compared = [i for i in range(request.images) if not constant(trained[i])]
+        if len(compared) < request.images:
+            left_out[method] = [i for i in range(request.images) if i not in compared]
         for check in checks[1:]:
             maps = load_maps(maps_path(run_of(request, method, check)))
-            for image in range(request.images):
-                values = similarity(trained[image], maps[image])
-                rows.append({"method": method, "check": check.name, "image": image,
-                             "constant": int(constant(maps[image])), **values})
-    return rows
+            rows += [{"method": method, "check": check.name, "image": i, "constant": int(constant(maps[i])),
+                      **similarity(trained[i], maps[i])} for i in compared]
+    return rows, left_out
 
 
 def cells(rows, methods, checks) -> dict:
     """{(method, check name, measure): (n, mean, low, high)}: the mean over images and its
-    bootstrap interval (labench.stats.mean_ci)."""
+    bootstrap interval (labench.stats.mean_ci); none for a method without an image compared."""
     found = {}
     for method in methods:
         for check in checks[1:]:
             mine = [r for r in rows if r["method"] == method and r["check"] == check.name]
-            for measure in MEASURES:
+            for measure in MEASURES if mine else ():
                 found[method, check.name, measure] = (len(mine), *mean_ci([r[measure] for r in mine],
                                                                           n_resamples=N_RESAMPLES, seed=SEED))
     return found
@@ -150,24 +154,42 @@ def cells(rows, methods, checks) -> dict:
 def stage_notes(request: Request, checks) -> str:
     """Which layers each cascade stage randomises, on this model's network."""
     units = layer_units(cli.network(Run(model=request.model, weights=request.weights, seed=request.seed)))
+    names = [unit.name for unit in units]
+    wrapper = names[0].split(".")[0] + "."  # load_model's Sequential around the network: not part of a layer's name
+    if all(name.startswith(wrapper) for name in names):
+        names = [name.removeprefix(wrapper) for name in names]
     lines = []
     for check in checks[1:]:
-        if check.mode == RANDOM_LOGIT.name:
-            continue
-        size = stage_size(len(units), cascade_stage(check.modes))
-        lines.append(f"{check.name}: the last {size} of {len(units)} layers, {units[-1].name} down to "
-                     f"{units[-size].name}")
-    return "; ".join(lines)
+        if check.mode != RANDOM_LOGIT.name:
+            size = stage_size(len(units), cascade_stage(check.modes))
+            span = f"the head, {names[-1]}" if size == 1 else f"the last {size} of {len(names)} layers, " \
+                                                                f"{names[-size]} .. {names[-1]}"
+            lines.append(f"{check.name}: {span}")
+    return "Randomised: " + "; ".join(lines)
 
 
-def measure_table(cell_values, methods, checks, measure, notes, digits=2) -> Table:
-    rows = [[get_method(m).display, *(Interval(*cell_values[m, c.name, measure][1:], digits) for c in checks[1:])]
-            for m in methods]
-    n = cell_values[methods[0], checks[1].name, measure][0]
+def measure_table(cell_values, methods, checks, measure, images, notes, digits=2) -> Table:
+    def cell(method, check):
+        found = cell_values.get((method, check.name, measure))
+        return MISSING if found is None else Interval(*found[1:], digits)
+
+    rows = [[get_method(m).display, *(cell(m, c) for c in checks[1:])] for m in methods]
+    what = f"{MEASURES[measure]} with the trained model's map"
     return Table(["method", *(c.name for c in checks[1:])], rows,
-                 title=f"**{MEASURES[measure]}** with the trained model's map: mean over {n} images [95% interval]",
-                 caption=f"{MEASURES[measure]} with the trained model's map (mean over {n} images, 95\\% interval)",
+                 title=f"**{what}**: mean over {images} images [95% interval]",
+                 caption=f"{what} (mean over {images} images, 95\\% interval)",
                  label=f"tab:sanity-{measure.replace('_', '-')}", note=notes)
+
+
+def notes_of(request: Request, checks, rows, left_out) -> str:
+    """What the tables' numbers rest on: the layers of each stage, the images left out, constant maps."""
+    notes = [stage_notes(request, checks)]
+    notes += [f"{get_method(m).display}: image{'s' * (len(i) > 1)} {', '.join(map(str, i))} left out (a constant "
+              f"map on the trained model ranks nothing)" for m, i in left_out.items()]
+    flat = sum(r["constant"] for r in rows)
+    if flat:
+        notes.append(f"{flat} maps under the checks were constant (rank correlation 0)")
+    return ". ".join(notes) + "."
 
 
 def long_table(cell_values) -> Table:
@@ -175,12 +197,12 @@ def long_table(cell_values) -> Table:
                  [[method, check, measure, *values] for (method, check, measure), values in cell_values.items()])
 
 
-def figure(request: Request, methods, checks, data_images):
+def figure(request: Request, methods, checks, image):
     """A row per method (the image, then its heatmap on the trained model and under every check)."""
     i = request.figure_image
     columns = {c.name: np.stack([np.asarray(load_maps(maps_path(run_of(request, m, c)))[i]) for m in methods])
                for c in checks}
-    images = np.repeat(data_images[i:i + 1].numpy(), len(methods), axis=0)
+    images = np.repeat(image[None].numpy(), len(methods), axis=0)
     return grid_figure(images, columns, [get_method(m).display for m in methods],
                        note=f"image {i}; columns: the trained model's map, then each check (sanity.md)")
 
@@ -196,25 +218,30 @@ def write_per_image(rows, path):
     return path
 
 
-def run(request: Request, log=print) -> list:
-    """Compute what is missing, compare, write the tables and the figure; returns the written paths."""
-    methods, checks = plan(request)
+def shown_image(request: Request):
+    """The figure's image, after checking that the data holds --images images."""
     images, _ = load_dataset(request.data_dir)
     if len(images) < request.images:
         raise UserError(f"--images {request.images} but the data in {request.data_dir} holds {len(images)} images")
+    return images[request.figure_image].clone()
+
+
+def run(request: Request, log=print) -> list:
+    """Compute what is missing, compare, write the tables and the figure; returns the written paths."""
+    methods, checks = plan(request)
+    image = shown_image(request)
     compute_maps(request, methods, checks)
-    rows = per_image(request, methods, checks)
+    rows, left_out = per_image(request, methods, checks)
     cell_values = cells(rows, methods, checks)
-    flat = sum(r["constant"] for r in rows)
-    notes = stage_notes(request, checks) + (f". {flat} maps were constant (rank correlation 0)" if flat else "")
-    tables = [measure_table(cell_values, methods, checks, measure, notes) for measure in MEASURES]
+    notes = notes_of(request, checks, rows, left_out)
+    tables = [measure_table(cell_values, methods, checks, measure, request.images, notes) for measure in MEASURES]
     out = Path(request.out)
     tag = model_tag(request.model, weights_tag(request.weights, request.seed), ordered_modes(request.modes))
     written = [save_text(out / "sanity.md", f"# Sanity checks, {tag}\n\n" + "\n\n".join(map(markdown, tables))),
                save_text(out / "sanity.tex", "\n\n".join(map(latex, tables))),
                save_text(out / "sanity.csv", csv_text(long_table(cell_values))),
                write_per_image(rows, out / "per_image.csv"),
-               save_figure(figure(request, methods, checks, images), out / f"{tag}_sanity.png", dpi=120)]
+               save_figure(figure(request, methods, checks, image), out / f"{tag}_sanity.png", dpi=120)]
     for path in written:
         log(f"wrote {path}")
     return written
