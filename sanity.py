@@ -18,43 +18,29 @@ method, a column per check). Resumable: rerun the same command; only missing map
 import argparse
 
 from labench import sanity
+from labench.cli import add_benchmark_arguments, benchmark_fields
 from labench.errors import run_cli
 from labench.identity import FLAG_MODE_NAMES, SANITY, declaration
-from labench.models import DEFAULT_MODEL
 from labench.randomisation import CASCADE_STAGES
-from saliency import PAPER_ORDER
 
 OTHER_MODES = [name for name in FLAG_MODE_NAMES if declaration(name).group != SANITY]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--weights", default="default", help="'default', 'random', a weights name or a checkpoint")
-    parser.add_argument("--data_dir", default="data", help="folder with img_batch.pt and label_batch.pt")
-    parser.add_argument("--images", type=int, default=8, help="the first N evaluation images")
-    parser.add_argument("--methods", nargs="+", default=None, help=f"default: all twelve ({' '.join(PAPER_ORDER)})")
+    add_benchmark_arguments(parser, images=8,
+                            seed_help="of the randomised parameters, the other classes and the methods' own draws")
     parser.add_argument("--stages", type=int, nargs="+", default=None,
                         help=f"cascade stages, of 1..{CASCADE_STAGES} (default: all)")
-    parser.add_argument("--spatial_range", type=int, default=20)
-    parser.add_argument("--max_iter", type=int, default=20)
-    parser.add_argument("--sampling_times", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="of the randomised parameters, the other classes and the methods' own draws")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: each method's)")
     parser.add_argument("--figure_image", type=int, default=0, help="the image the figure shows (below --images)")
     parser.add_argument("--out", default="sanity", help="folder of everything the checks write")
     for name in OTHER_MODES:
         parser.add_argument(f"--{name}", action="store_true", help=declaration(name).help)
     flags = parser.parse_args(argv)
-    sanity.run(sanity.Request(
-        model=flags.model, weights=flags.weights, methods=tuple(flags.methods or ()), images=flags.images,
-        stages=tuple(flags.stages or ()), data_dir=flags.data_dir, device=flags.device, seed=flags.seed,
-        batch_size=flags.batch_size, settings=(("spatial_range", flags.spatial_range), ("max_iter", flags.max_iter),
-                                               ("sampling_times", flags.sampling_times)),
-        modes=tuple(name for name in OTHER_MODES if getattr(flags, name)), figure_image=flags.figure_image,
-        out=flags.out))
+    sanity.run(sanity.Request(**benchmark_fields(flags), stages=tuple(flags.stages or ()),
+                              batch_size=flags.batch_size, figure_image=flags.figure_image, out=flags.out,
+                              modes=tuple(name for name in OTHER_MODES if getattr(flags, name))))
 
 
 if __name__ == "__main__":

@@ -100,6 +100,39 @@ def eval_parser(description=None):
     return parser
 
 
+def add_benchmark_arguments(parser, images: int, seed_help: str = ""):
+    """The flags report.py and sanity.py share: the model, the data and its first N images, the
+    methods, LA's setting, the seed and the device (read back by benchmark_fields)."""
+    parser.add_argument("--model", default=DEFAULT.model)
+    parser.add_argument("--weights", default=DEFAULT.weights, help="'default', 'random', a weights name or a checkpoint")
+    parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
+    parser.add_argument("--images", type=int, default=images, help="the first N evaluation images")
+    parser.add_argument("--methods", nargs="+", default=None, help=f"default: all twelve ({' '.join(PAPER_ORDER)})")
+    for param, flag in PARAM_FLAGS.items():
+        parser.add_argument(flag, type=int, default=LA_DEFAULTS[param], help=f"LA's {param}")
+    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help=seed_help or None)
+    parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
+
+
+def benchmark_fields(flags) -> dict:
+    """The fields of a report's or the sanity checks' request that add_benchmark_arguments' flags give."""
+    return {"model": flags.model, "weights": flags.weights, "data_dir": flags.data_dir, "images": flags.images,
+            "methods": tuple(flags.methods or ()), "seed": flags.seed, "device": flags.device,
+            "settings": tuple((param, getattr(flags, flag.removeprefix("--"))) for param, flag in PARAM_FLAGS.items())}
+
+
+def checked_methods(names) -> list:
+    """The methods named, once each in their order (none named: all twelve in the paper's order);
+    an unknown name is a UserError."""
+    methods = list(dict.fromkeys(names or PAPER_ORDER))
+    for method in methods:
+        try:
+            get_method(method)
+        except SaliencyError as err:
+            raise UserError(str(err)) from None
+    return methods
+
+
 # ---------------------------------------------------------------- flags <-> the run value
 
 

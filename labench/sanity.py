@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saliency import PAPER_ORDER, SaliencyError, get_method
+from saliency import get_method
 
 from . import attributions, cli
 from .data import load_dataset
@@ -74,12 +74,7 @@ class Check:
 
 def plan(request: Request):
     """The checked (methods, [Check] with the trained model first); errors name the fix first."""
-    methods = list(dict.fromkeys(request.methods or PAPER_ORDER))
-    for method in methods:
-        try:
-            get_method(method)
-        except SaliencyError as err:
-            raise UserError(str(err)) from None
+    methods = cli.checked_methods(request.methods)
     stages = sorted(set(request.stages or range(1, CASCADE_STAGES + 1)))
     if any(not 1 <= k <= CASCADE_STAGES for k in stages):
         raise UserError(f"--stages must lie in 1..{CASCADE_STAGES}, got {' '.join(map(str, request.stages))}")
@@ -197,10 +192,18 @@ def long_table(cell_values) -> Table:
                  [[method, check, measure, *values] for (method, check, measure), values in cell_values.items()])
 
 
+def unit_scale(attribution) -> np.ndarray:
+    """The map over its largest absolute value: the published heatmap adds 1e-6 to its value range,
+    which would draw a randomised model's faint maps (gradients of ~1e-8) black."""
+    attribution = np.asarray(attribution, dtype=np.float32)
+    largest = np.abs(attribution).max()
+    return attribution / largest if largest > 0 else attribution
+
+
 def figure(request: Request, methods, checks, image):
     """A row per method (the image, then its heatmap on the trained model and under every check)."""
     i = request.figure_image
-    columns = {c.name: np.stack([np.asarray(load_maps(maps_path(run_of(request, m, c)))[i]) for m in methods])
+    columns = {c.name: np.stack([unit_scale(load_maps(maps_path(run_of(request, m, c)))[i]) for m in methods])
                for c in checks}
     images = np.repeat(image[None].numpy(), len(methods), axis=0)
     return grid_figure(images, columns, [get_method(m).display for m in methods],

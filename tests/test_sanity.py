@@ -14,6 +14,7 @@ from skimage.metrics import structural_similarity
 from conftest import call_script, make_images, make_tiny_cnn
 from labench import cli, identity, sanity
 from labench.errors import UserError
+from labench.figures import heatmap
 from labench.identity import OutputId
 from labench.models import Normalize
 from labench.randomisation import (CASCADE_STAGES, layer_units, random_other_classes, randomised_model, stage_size,
@@ -147,6 +148,12 @@ def test_ssim_of_the_normalised_heatmaps_against_scikit_image_and_by_hand():
         ssim_by_hand(normalised_heatmap(small_a), normalised_heatmap(small_b)), abs=1e-9)
     assert heatmap_ssim(a, -5 * a) == pytest.approx(1, abs=1e-12)  # normalised |map|: scale and sign change nothing
     assert heatmap_ssim(a, b) < 0.9
+
+
+def test_the_figure_draws_faint_maps_like_strong_ones():
+    a, _ = hand_made_maps()
+    np.testing.assert_allclose(heatmap(sanity.unit_scale(1e-9 * a)), heatmap(a / np.abs(a).max()), atol=1e-6)
+    assert heatmap(1e-9 * a).max() < 0.01  # the published heatmap alone draws it black
 
 
 # ---------------------------------------------------------------- the modes
