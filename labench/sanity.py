@@ -13,7 +13,8 @@ trained map (labench.similarity) and writes, under --out:
     <model tag>_sanity.png   the classic figure: a row per method, a column per check, one image
 
 A method passes when its similarities fall towards 0 as more layers are randomised; a method
-whose maps stay alike does not depend on what the model learned. Rerunning the command computes
+whose maps stay alike does not depend on what the model learned. An image whose trained map is
+constant ranks nothing and is left out of its method's cells (the tables' note names it). Rerunning the command computes
 only the maps not on disk yet and rewrites the tables and the figure."""
 from __future__ import annotations
 
