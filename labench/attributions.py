@@ -7,6 +7,7 @@ whole groups, and the maps do not depend on --batch_size, resume or sharding."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,16 @@ import torch
 from saliency import attribute
 from saliency.core.common import predict
 
-from .cli import bf16_maps, default_batch_size, load_inputs, method_of, output_id, published_batch_size, published_group
+from .cli import (bf16_maps, build_model, default_batch_size, load_inputs, method_of, output_id, published_batch_size,
+                  published_group)
 from .errors import UserError
+from .identity import RANDOM_LOGIT, SANITY, cascade_stage, declaration
 from .jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .progress import progress
 from .models import exact_model
 from .files import check_output_folder, save_npy
+from .randomisation import random_other_classes
 from .run import Run
 
 
@@ -40,6 +44,33 @@ def existing_output_matches(path: Path, n: int) -> bool:
 def chunk_size(batch_size, minimum=16):
     """Images per saved chunk: whole batches, at least `minimum` images."""
     return batch_size * max(1, -(-minimum // batch_size))
+
+
+def trained_reference(run: Run, method, device, image_shape):
+    """Under a cascade stage, the trained model whose argmax la and agi keep explaining (the class
+    stays that of the trained model's maps); else None."""
+    if cascade_stage(run.modes) is None or not method.explains_prediction:
+        return None
+    trained = replace(run, modes=tuple(m for m in run.modes if declaration(m).group != SANITY))
+    return build_model(trained, device, image_shape, amp=bf16_maps(run))
+
+
+def explained_classes(run: Run, method, model, reference, x, labels, indices):
+    """(targets, predicted) of one batch. By default the labels, and for la and agi (which explain a
+    prediction) None, their own argmax, or under --amp the fp32 argmax (models.exact_model). Under a
+    cascade stage la and agi explain the trained model's argmax (`reference`); under random_logit
+    every method explains another class of each image than the one it explains on the model,
+    drawn per image (labench.randomisation.random_other_classes)."""
+    if RANDOM_LOGIT.name in run.modes:
+        with torch.no_grad():
+            logits = exact_model(model)(x)
+        explained = logits.argmax(1) if method.explains_prediction else labels
+        other = random_other_classes(run.seed, indices, explained, logits.shape[1]).to(x.device)
+        return other, (other if method.explains_prediction else None)
+    if reference is not None:
+        return labels, predict(exact_model(reference), x)
+    decide = bf16_maps(run) and method.explains_prediction
+    return labels, (predict(exact_model(model), x) if decide else None)
 
 
 def run(run: Run):
@@ -74,13 +105,12 @@ def run(run: Run):
                 "seed": run.seed, "batch_size": batch_size, "images": list(images.shape), "amp": bf16_maps(run),
                 "channels_last": run.channels_last, "max_rows": run.max_rows, **coupling}
     dist = Distributed(device)
+    reference = trained_reference(run, method, device, tuple(images.shape[1:]))
     with ChunkStore(out, len(images), chunk_size(batch_size, run.chunk or 16), settings) as store:
         todo = store.claim(dist)
         if todo is None:  # another process held the output and wrote it
             existing_output_matches(out, len(images))  # with as many maps as asked for
             return
-        # --amp: the class a prediction-explaining method explains is decided in fp32 (models.exact_model)
-        decide = bf16_maps(run) and method.explains_prediction
         with progress(sum(b - a for a, b in todo), f"{run.method} {run.model}", "img",
                       disable=not dist.main) as bar:
             for first, last in todo:
@@ -88,11 +118,12 @@ def run(run: Run):
                 for start in range(first, last, batch_size):
                     batch = slice(start, min(start + batch_size, last))
                     x = images[batch].to(device)
-                    predicted = predict(exact_model(model), x) if decide else None
+                    indices = range(batch.start, batch.stop)
+                    targets, predicted = explained_classes(run, method, model, reference, x,
+                                                           labels[batch].to(device), indices)
                     maps.append(attribute(
-                        run.method, model, x, labels[batch].to(device), seed=run.seed, predicted=predicted,
-                        indices=range(batch.start, batch.stop), reference_images=images, max_rows=max_rows,
-                        **coupling, **params,
+                        run.method, model, x, targets, seed=run.seed, predicted=predicted, indices=indices,
+                        reference_images=images, max_rows=max_rows, **coupling, **params,
                     ).cpu().contiguous())
                     bar.update(batch.stop - batch.start)
                 store.save(first, last, torch.cat(maps).numpy())

@@ -12,8 +12,9 @@ from saliency.saliency_zoo import PAPER_ORDER
 from .data import load_dataset
 from .errors import UserError
 from .fast import fast_model
-from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
+from .identity import FLAG_MODE_NAMES, METRIC_OPTIONS, cascade_stage, declaration, metric_mode, metric_values
 from .models import functional_relu_model, load_model, published_batch, resolve_device, with_speed_modes
+from .randomisation import randomised_model
 from .run import Run
 from .runtime import RUNTIMES
 
@@ -97,6 +98,39 @@ def eval_parser(description=None):
                              "runtime), converted once in float32 and checked against PyTorch's logits; otherwise "
                              "PyTorch with a note. Untagged: the same curves to float rounding (docs/PERFORMANCE.md)")
     return parser
+
+
+def add_benchmark_arguments(parser, images: int, seed_help: str = ""):
+    """The flags report.py and sanity.py share: the model, the data and its first N images, the
+    methods, LA's setting, the seed and the device (read back by benchmark_fields)."""
+    parser.add_argument("--model", default=DEFAULT.model)
+    parser.add_argument("--weights", default=DEFAULT.weights, help="'default', 'random', a weights name or a checkpoint")
+    parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
+    parser.add_argument("--images", type=int, default=images, help="the first N evaluation images")
+    parser.add_argument("--methods", nargs="+", default=None, help=f"default: all twelve ({' '.join(PAPER_ORDER)})")
+    for param, flag in PARAM_FLAGS.items():
+        parser.add_argument(flag, type=int, default=LA_DEFAULTS[param], help=f"LA's {param}")
+    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help=seed_help or None)
+    parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
+
+
+def benchmark_fields(flags) -> dict:
+    """The fields of a report's or the sanity checks' request that add_benchmark_arguments' flags give."""
+    return {"model": flags.model, "weights": flags.weights, "data_dir": flags.data_dir, "images": flags.images,
+            "methods": tuple(flags.methods or ()), "seed": flags.seed, "device": flags.device,
+            "settings": tuple((param, getattr(flags, flag.removeprefix("--"))) for param, flag in PARAM_FLAGS.items())}
+
+
+def checked_methods(names) -> list:
+    """The methods named, once each in their order (none named: all twelve in the paper's order);
+    an unknown name is a UserError."""
+    methods = list(dict.fromkeys(names or PAPER_ORDER))
+    for method in methods:
+        try:
+            get_method(method)
+        except SaliencyError as err:
+            raise UserError(str(err)) from None
+    return methods
 
 
 # ---------------------------------------------------------------- flags <-> the run value
@@ -232,7 +266,6 @@ def load_inputs(run: Run, amp=None, before_model=None):
     """(images, labels, logit model, device) after checking every field. amp: bf16 autocast
     (default: the run's amp mode). before_model(images): the script's own checks of its inputs and
     outputs, run once the images are known and before the model is built."""
-    method = method_of(run)
     check_arguments(run)
     device = resolve_device(run.device)
     images, labels = load_dataset(run.data_dir)
@@ -240,13 +273,26 @@ def load_inputs(run: Run, amp=None, before_model=None):
         images, labels = images[: run.limit], labels[: run.limit]
     if before_model is not None:
         before_model(images)
-    model = load_model(run.model, weights=run.weights, device=device, seed=run.seed)
-    if method.functional_relus:
+    return images, labels, build_model(run, device, tuple(images.shape[1:]), amp), device
+
+
+def network(run: Run, device="cpu"):
+    """The run's model as its weights give it, before a mode changes it (labench.models.load_model)."""
+    return load_model(run.model, weights=run.weights, device=device, seed=run.seed)
+
+
+def build_model(run: Run, device, image_shape, amp=None):
+    """The run's logit model: its network and weights, randomised to the stage a cascade mode names
+    (labench.randomisation, on a copy), then made what the method and the modes ask for."""
+    model = network(run, device)
+    stage = cascade_stage(run.modes)
+    if stage is not None:
+        model = randomised_model(model, stage, run.seed)
+    if method_of(run).functional_relus:
         model = functional_relu_model(model, run.model)
     if run.fast:
-        model, done = fast_model(model, tuple(images.shape[1:]))
+        model, done = fast_model(model, image_shape)
         print(f"note: --fast folded {done['folded']} BatchNorms into their convolutions and fixed the padding of "
               f"{done['static_padding']} TF-SAME convolutions", file=sys.stderr)
     amp = run.amp if amp is None else amp
-    model = with_speed_modes(model, amp=amp, channels_last=run.channels_last)
-    return images, labels, model, device
+    return with_speed_modes(model, amp=amp, channels_last=run.channels_last)

@@ -14,7 +14,9 @@ names, its flag's help, whether it changes a method's maps), in this order: amp,
 (speed modes; amp changes only the maps of methods whose registry entry says amp_maps),
 published (the published scripts' computation: it changes the maps of methods with a published
 variant and always the scores, whose ties it orders as NumPy did), fast (the same function made
-cheaper, labench.fast: float rounding moves maps and scores), then the metric variants, which
+cheaper, labench.fast: float rounding moves maps and scores), the sanity checks (cascade1 ..
+cascade5: the model randomised from the top down to that stage; random_logit: another class
+explained; alternatives, one at a time), then the metric variants, which
 change the scores and never the maps. The metric variants are not listed by hand: every value
 of an Insertion/Deletion option but the paper's (saliency.metric's SUBSTRATES and ORDERS, whose
 first value is the paper's) is the mode `<option>_<value>`, e.g. substrate_blur, order_pixel.
@@ -42,6 +44,7 @@ from saliency.metric import ORDERS, SUBSTRATES
 
 from .errors import UserError
 from .models import is_known_model
+from .randomisation import CASCADE_STAGES
 
 # the Insertion/Deletion options whose other values are metric variants; the first value is the paper's
 METRIC_OPTIONS = {"substrate": SUBSTRATES, "order": ORDERS}
@@ -61,11 +64,13 @@ class Mode:
     """One opt-in change of the numbers. name: its part of file names and results.csv rows (and,
     for a flag mode, the scripts' flag --<name>); changes_maps: whether it changes a method's maps,
     a bool or a function of the method's registry entry; option: for a metric variant, the
-    InsertionDeletion option and value it sets, e.g. ("substrate", "blur")."""
+    InsertionDeletion option and value it sets, e.g. ("substrate", "blur"); group: a name the
+    modes that exclude each other share (the sanity checks)."""
     name: str
     help: str = ""
     changes_maps: bool | Callable = True
     option: tuple | None = None
+    group: str = ""  # modes of one group are alternatives: a run takes at most one of them
 
     @property
     def is_metric_variant(self) -> bool:
@@ -99,10 +104,22 @@ FLAG_MODES = (
                  "fixed once; labench.fast), checked against the model's logits. Tagged -fast: float rounding "
                  "moves the maps"),
 )
-# every mode by name, in file-name order: the flag modes, then a variant per non-default metric value
-MODE_REGISTRY = {m.name: m for m in (*FLAG_MODES, *(metric_variant(option, value)
-                                                    for option, values in METRIC_OPTIONS.items()
-                                                    for value in values[1:]))}
+# the sanity checks (sanity.py, docs/PROTOCOL.md "Sanity checks"), one at a time: the model's parameters
+# randomised from the top down to stage k (labench.randomisation), or another class explained
+SANITY = "sanity"
+CASCADE_SPANS = {1: "the head", CASCADE_STAGES: "every layer"}  # the other stages: the head and the last blocks
+CASCADE_MODES = {k: Mode(f"cascade{k}", f"sanity check: the model's parameters randomised from the top down to "
+                                        f"stage {k} of {CASCADE_STAGES}, "
+                                        f"{CASCADE_SPANS.get(k, 'the head and the last blocks')} "
+                                        f"(labench.randomisation), drawn from --seed. Tagged -cascade{k}", group=SANITY)
+                 for k in range(1, CASCADE_STAGES + 1)}  # {stage: its mode}
+RANDOM_LOGIT = Mode("random_logit", "sanity check: every method explains a randomly drawn other class of each image "
+                                    "(drawn per image from --seed). Tagged -random_logit", group=SANITY)
+# every mode by name, in file-name order: the flag modes, the sanity checks, then a variant per
+# non-default metric value
+MODE_REGISTRY = {m.name: m for m in (*FLAG_MODES, *CASCADE_MODES.values(), RANDOM_LOGIT,
+                                     *(metric_variant(option, value) for option, values in METRIC_OPTIONS.items()
+                                       for value in values[1:]))}
 
 
 def register_mode(mode: Mode) -> Mode:
@@ -159,7 +176,18 @@ def ordered_modes(modes) -> tuple:
     options = [MODE_REGISTRY[name].option[0] for name in ordered if name in METRIC_MODES]
     if len(options) != len(set(options)):
         raise UserError(f"modes {', '.join(ordered)} set one metric option twice")
+    groups = {}
+    for name in ordered:
+        groups.setdefault(MODE_REGISTRY[name].group, []).append(name)
+    for group, names in groups.items():
+        if group and len(names) > 1:
+            raise UserError(f"modes {', '.join(names)} are alternatives ({group}); choose one")
     return ordered
+
+
+def cascade_stage(modes) -> int | None:
+    """The cascade stage the modes name (1..CASCADE_STAGES), None where they name none."""
+    return next((k for k, mode in CASCADE_MODES.items() if mode.name in modes), None)
 
 
 def metric_values(option: str) -> tuple:

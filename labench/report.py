@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 
-from saliency import PAPER_ORDER, SaliencyError, get_method
-
 from . import attributions, grid, scoring
+from .cli import checked_methods
 from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
 from .files import atomic_path, check_output_folder
@@ -48,12 +47,7 @@ class Request:
 
 def plan(request: Request):
     """The checked (methods, variants) of a report; errors name the fix before any work."""
-    methods = list(dict.fromkeys(request.methods or PAPER_ORDER))
-    for method in methods:
-        try:
-            get_method(method)
-        except SaliencyError as err:
-            raise UserError(str(err)) from None
+    methods = checked_methods(request.methods)
     known = metric_variants()
     unknown = [v for v in request.variants if v not in known]
     if unknown:

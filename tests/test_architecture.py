@@ -7,19 +7,19 @@ import pytest
 
 from conftest import ROOT
 
-SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "report", "utils"]
+SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "report", "sanity", "utils"]
 # rank of every project module: a module may import only modules of a strictly lower rank
 LAYERS = {
     **{f"script:{s}": 11 for s in SCRIPTS},
     "bench": 11,
     "labench.report": 10,
-    "labench.grid": 9, "labench.stems": 9, "labench.significance": 9,
-    "labench.attributions": 8, "labench.scoring": 8, "labench.tables": 8, "labench.stats": 8,
+    "labench.grid": 9, "labench.stems": 9, "labench.significance": 9, "labench.sanity": 9,
+    "labench.attributions": 8, "labench.scoring": 8, "labench.tables": 8, "labench.stats": 8, "labench.similarity": 8,
     "labench.cli": 7, "labench.figures": 7,
     "labench.run": 6,
     "labench.identity": 5, "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.fast": 5,
     "labench.render": 5, "labench.runtime": 5,
-    "labench.models": 4, "labench.files": 4, "labench.progress": 4,
+    "labench.models": 4, "labench.files": 4, "labench.progress": 4, "labench.randomisation": 4,
     "labench.errors": 3,
     "labench": 3,
     "vgg16_mod": 2, "resnet_mod": 1,
