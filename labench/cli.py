@@ -19,6 +19,7 @@ from .runtime import RUNTIMES
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
 LA_DEFAULTS = get_method("la").defaults  # the flags of LA's file parameters default to its declaration
+SEEDED_METHODS = [m for m in PAPER_ORDER if get_method(m).seeded]  # maps that depend on --seed
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
 PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
 METRIC_HELP = {
@@ -52,7 +53,8 @@ def add_common_arguments(parser):
     parser.add_argument("--max_iter", type=int, default=LA_DEFAULTS["max_iter"], help="LA: steps per exploration")
     parser.add_argument("--seed", type=int, default=DEFAULT.seed,
                         help="seed of --weights random and of the methods' per-image random generators; named in "
-                             "file names (random_seed<N>) when random weights are not of seed 0")
+                             "file names when not 0: random_seed<N> for random weights, else -seed<N> for the "
+                             f"methods whose maps depend on it ({', '.join(SEEDED_METHODS)})")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
