@@ -289,10 +289,16 @@ def inverted_intervals(differences, multipliers, excludes_zero, alpha=ALPHA, n_r
     outer = [np.where(excludes_zero & (center > 0), 0.0, np.nan), np.where(excludes_zero & (center < 0), 0.0, np.nan)]
     rejected = [_step_out(accepted, inner[side], outer[side], direction, scale)
                 for side, direction in ((0, -1.0), (1, 1.0))]
-    kept = [inner[0].copy(), inner[1].copy()]
-    bounded = [~np.isnan(rejected[0]), ~np.isnan(rejected[1])]
-    for _ in range(200):
-        active = [bounded[i] & (np.abs(kept[i] - rejected[i]) > tolerance * scale) for i in (0, 1)]
+    low, high = _bisect(accepted_both, inner, rejected, tolerance * scale)
+    return np.where(np.isnan(rejected[0]), -np.inf, low), np.where(np.isnan(rejected[1]), np.inf, high)
+
+
+def _bisect(accepted_both, kept, rejected, tolerance, steps=200):
+    """The (low, high) ends: per row and side, bisection of [kept, rejected] (a shift the test keeps,
+    one it rejects; NaN: none, left as kept) until narrower than `tolerance`; the kept side returned."""
+    kept, rejected = [k.copy() for k in kept], [r.copy() for r in rejected]
+    for _ in range(steps):
+        active = [~np.isnan(rejected[i]) & (np.abs(kept[i] - rejected[i]) > tolerance) for i in (0, 1)]
         if not (active[0].any() or active[1].any()):
             break
         middle = [np.where(active[i], (kept[i] + rejected[i]) / 2, kept[i]) for i in (0, 1)]
@@ -300,7 +306,7 @@ def inverted_intervals(differences, multipliers, excludes_zero, alpha=ALPHA, n_r
         for i in (0, 1):
             kept[i] = np.where(active[i] & ok[i], middle[i], kept[i])
             rejected[i] = np.where(active[i] & ~ok[i], middle[i], rejected[i])
-    return np.where(bounded[0], kept[0], -np.inf), np.where(bounded[1], kept[1], np.inf)
+    return kept
 
 
 def verdict(game, la_minus_method, p_holm, alpha=ALPHA):
