@@ -203,6 +203,49 @@ def test_tables_cli_adds_the_statistics_from_the_scores_folder(hand_run, capsys)
     assert "95% bootstrap CI" in (folder / "t" / "tables.md").read_text()
 
 
+def test_the_correctly_classified_images_get_their_own_cells_and_family(hand_run, capsys):
+    import torch
+
+    folder, paper, _ = hand_run
+    labels = np.arange(N)
+    labels[:5] += 1  # images 0..4 were scored as classes 0..4 (scores_file), their labels differ
+    [subset] = analysis.correctly_classified(collected(folder), labels)
+    correct = np.arange(N) >= 5
+    assert (subset.model, subset.n_all, subset.n) == ("m", N, 15)
+    [cell] = [c for c in subset.cells if (c.method, c.game) == ("ig", INSERTION)]
+    assert cell.mean == pytest.approx(paper["ig"][0][correct].mean())
+    rows = [r for r in subset.comparisons if r.game is DELETION]
+    diffs = [paper["la"][1][correct] - paper[m][1][correct] for m in ("ig", "sm")]
+    assert [r.la_minus_method for r in rows] == pytest.approx([d.mean() for d in diffs])
+    assert [r.p_holm for r in rows] == pytest.approx(holm([sign_flip_p(d)[0] for d in diffs]))
+    (folder / "d").mkdir()
+    torch.save(torch.tensor(labels), folder / "d" / "label_batch.pt")
+    load_script("tables").main(["--csv", str(folder / "results.csv"), "--scores_prefix", str(folder / "scores"),
+                                "--out", str(folder / "t"), "--no_plot", "--data_dir", str(folder / "d")])
+    assert "on the 15 of 20 images whose prediction is the label" in (folder / "t" / "correct.md").read_text()
+
+
+def test_seed_spread_and_a_verdict_that_changes_with_the_seed(hand_run):
+    """LA rerun with seed 1 on the first 12 images: in deletion it now beats SM, with which it tied."""
+    folder, paper, _ = hand_run
+    seeded = OutputId.make("m", "la", seed=1)
+    assert seeded.model_tag == "m-seed1"
+    add_row(folder, seeded, paper["la"][0][:12] + 0.01, paper["la"][1][:12] - 0.05, csv="reruns.csv")
+    text, written = significance.write_statistics(folder / "results.csv", folder / "scores", folder / "t",
+                                                  plots=False, reruns_csv=folder / "reruns.csv")
+    [spread] = analysis.seed_spread(collected(folder), significance.collect_results(folder / "reruns.csv",
+                                                                                     folder / "scores"),
+                                    analysis.comparisons(collected(folder)))
+    assert (spread.model, spread.n, spread.seeds) == ("m", 12, [0, 1])
+    assert spread.means[DELETION].loc["la"].tolist() == pytest.approx([paper["la"][1][:12].mean(),
+                                                                       paper["la"][1][:12].mean() - 0.05])
+    assert spread.verdicts[DELETION].loc["sm"].tolist() == ["n.s.", "n.s.", "better"]  # printed, seed 0, seed 1
+    assert spread.changed(DELETION) == ["sm"] and spread.changed(INSERTION) == []
+    seeds = (folder / "t" / "seeds.md").read_text()
+    assert "Verdicts that change with the seed: SM." in seeds and "No verdict changes with the seed." in seeds
+    assert "m-seed1" not in (folder / "t" / "statistics.md").read_text()  # the reruns are no rows of the tables
+
+
 def evaluation_set(folder, labels, n=2):
     import torch
 
