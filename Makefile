@@ -64,12 +64,16 @@ grid-demo: setup
 	$(BIN)/python tables.py --csv scores/grid-demo/results.csv --scores_prefix scores/grid-demo \
 		--out figures/grid-demo && exit $$status
 
-# The whole benchmark for one model: all twelve methods on the first IMAGES evaluation images,
-# the paper's metric and its variants (blur, mean, pixel) on the first VARIANT_IMAGES, tables with
-# intervals, significance and robustness, and OUT/README.md saying what was run. Resumable.
+# The whole benchmark for one model or several (MODEL="a b"): all twelve methods on the first
+# IMAGES evaluation images, the paper's metric and its variants (blur, mean, pixel) on the first
+# VARIANT_IMAGES, the stochastic methods again with the seeds SEED_RERUNS (e.g. "1 2") on the first
+# SEED_IMAGES, tables with intervals, significance, ranks, robustness, seed spread and agreement
+# across models, and OUT/README.md saying what was run. Resumable.
 MODEL ?= efficientnet_lite0
 IMAGES ?= 64
 VARIANT_IMAGES ?= $(IMAGES)
+SEED_RERUNS ?=
+SEED_IMAGES ?= 16
 OUT ?= report
 DATA ?= data
 DEVICE ?= auto
@@ -81,4 +85,5 @@ RUNTIME ?= openvino
 report: setup
 	test -f $(DATA)/img_batch.pt || $(BIN)/python generate_pt.py --out_dir $(DATA)
 	$(BIN)/python report.py --model $(MODEL) --images $(IMAGES) --variant_images $(VARIANT_IMAGES) \
+		--seed_reruns $(SEED_RERUNS) --seed_images $(SEED_IMAGES) \
 		--data_dir $(DATA) --device $(DEVICE) --runtime $(RUNTIME) --out $(OUT)

@@ -13,14 +13,18 @@ LA grid: for each model, Insertion and Deletion against spatial_range x max_iter
 sampling_times (columns), and a figure with one panel per spatial_range (AUC against max_iter, a
 line per sampling_times; insertion on top, deletion below).
 
-Statistics (from the per-image AUCs in --scores_prefix's scores files; labench.significance):
-every cell's mean with a BCa bootstrap 95% interval, LA against each method (paired bootstrap
-interval, Wilcoxon p, Holm-corrected per table), LA's relative-improvement headline, and where
-metric variants were scored, the methods' ranks under each with Kendall's tau against the paper's.
+Statistics (from the per-image AUCs in --scores_prefix's scores files; labench.significance,
+docs/PROTOCOL.md "Statistics"): every cell's mean with a BCa bootstrap 95% interval, LA against
+each method (the mean difference, its paired sign-flip test Holm-corrected over the model's
+comparisons, the interval that inverts it, LA's win rate and a scale-free shift), LA's headline
+in the paper's and a robust form, each method's rank with a bootstrap interval, where metric
+variants were scored the ranks under each with Kendall's tau against the paper's, with two models
+or more their agreement, and with --data_dir the same on the images whose prediction is the label.
 
 Files written under --out: tables.md (everything printed), insertion.md, deletion.md,
 insertion.tex, deletion.tex, la_grid.md, la_grid_<model>.png; statistics.md, statistics.tex,
-statistics.csv, robustness.md, robustness_<model>.png.
+statistics.csv, headlines.md, ranks.md, robustness.md, robustness_<model>.png, models.md,
+correct.md.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from labench.data import load_labels
 from labench.errors import UserError, run_cli
 from labench.render import save_text
 from labench.significance import write_statistics
@@ -47,14 +52,18 @@ def main(argv=None):
     parser.add_argument("--scores_prefix", default="scores",
                         help="folder of eval.py's scores files: their per-image AUCs give the statistics")
     parser.add_argument("--no_stats", "--no-stats", action="store_true", help="skip the statistics")
+    parser.add_argument("--data_dir", default=None,
+                        help="folder of the label_batch.pt the rows were scored on: adds the statistics on the images "
+                             "whose prediction is the label (correct.md)")
     args = parser.parse_args(argv)
     if args.digits < 0:
         raise UserError("--digits must be 0 or more")
     la = parse_la_choice(args.la)
     text, written = write_tables(args.csv, args.out, la, args.digits, args.all_methods, not args.no_plot)
     if not args.no_stats:
+        labels = load_labels(args.data_dir).numpy() if args.data_dir else None
         stats_text, stats_written = write_statistics(args.csv, args.scores_prefix, args.out, la,
-                                                     max(args.digits - 1, 0), not args.no_plot)
+                                                     max(args.digits - 1, 0), not args.no_plot, labels=labels)
         if stats_text:
             text += "\n\n" + stats_text
             save_text(Path(args.out) / "tables.md", text)

@@ -1,9 +1,9 @@
 """The plumbing around the `saliency` library: models, data files, output names, resumable jobs,
 and the logic behind the scripts (generate_pt.py, generate_attributions.py, eval.py, plot.py,
 tables.py, report.py, sanity.py, para_explore.sh). Layers, top down: scripts -> labench.report ->
-labench.{grid, stems, significance, sanity} -> labench.{attributions, scoring, figures, tables,
-stats, similarity} -> labench.cli -> labench.run -> labench.{identity, jobs, data, memory, fast} ->
-labench.{models, files, progress, randomisation} -> labench.errors -> saliency."""
+labench.{grid, stems, significance, sanity} -> labench.{attributions, scoring, tables, analysis,
+similarity} -> labench.{cli, figures, stats} -> labench.run -> labench.{identity, jobs, data, memory,
+fast} -> labench.{models, files, progress, randomisation} -> labench.errors -> saliency."""
 
 import os
 

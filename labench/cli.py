@@ -20,6 +20,7 @@ from .runtime import RUNTIMES
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
 LA_DEFAULTS = get_method("la").defaults  # the flags of LA's file parameters default to its declaration
+SEEDED_METHODS = [m for m in PAPER_ORDER if get_method(m).seeded]  # maps that depend on --seed
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
 PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
 METRIC_HELP = {
@@ -53,7 +54,8 @@ def add_common_arguments(parser):
     parser.add_argument("--max_iter", type=int, default=LA_DEFAULTS["max_iter"], help="LA: steps per exploration")
     parser.add_argument("--seed", type=int, default=DEFAULT.seed,
                         help="seed of --weights random and of the methods' per-image random generators; named in "
-                             "file names (random_seed<N>) when random weights are not of seed 0")
+                             "file names when not 0: random_seed<N> for random weights, else -seed<N> for the "
+                             f"methods whose maps depend on it ({', '.join(SEEDED_METHODS)})")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
@@ -100,10 +102,15 @@ def eval_parser(description=None):
     return parser
 
 
-def add_benchmark_arguments(parser, images: int, seed_help: str = ""):
-    """The flags report.py and sanity.py share: the model, the data and its first N images, the
-    methods, LA's setting, the seed and the device (read back by benchmark_fields)."""
-    parser.add_argument("--model", default=DEFAULT.model)
+def add_benchmark_arguments(parser, images: int, seed_help: str = "", several_models: bool = False):
+    """The flags report.py and sanity.py share: the model (several: `--model a b`, also spelled
+    `--models`), the data and its first N images, the methods, LA's setting, the seed and the device
+    (read back by benchmark_fields)."""
+    if several_models:
+        parser.add_argument("--model", "--models", dest="models", nargs="+", default=[DEFAULT.model],
+                            help="one model or several: the rows of the tables")
+    else:
+        parser.add_argument("--model", default=DEFAULT.model)
     parser.add_argument("--weights", default=DEFAULT.weights, help="'default', 'random', a weights name or a checkpoint")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--images", type=int, default=images, help="the first N evaluation images")
@@ -114,9 +121,10 @@ def add_benchmark_arguments(parser, images: int, seed_help: str = ""):
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
 
 
-def benchmark_fields(flags) -> dict:
+def benchmark_fields(flags, several_models: bool = False) -> dict:
     """The fields of a report's or the sanity checks' request that add_benchmark_arguments' flags give."""
-    return {"model": flags.model, "weights": flags.weights, "data_dir": flags.data_dir, "images": flags.images,
+    model = {"models": tuple(dict.fromkeys(flags.models))} if several_models else {"model": flags.model}
+    return {**model, "weights": flags.weights, "data_dir": flags.data_dir, "images": flags.images,
             "methods": tuple(flags.methods or ()), "seed": flags.seed, "device": flags.device,
             "settings": tuple((param, getattr(flags, flag.removeprefix("--"))) for param, flag in PARAM_FLAGS.items())}
 

@@ -32,16 +32,26 @@ def load_dataset(data_dir="data"):
     images = _load_pt(data_dir / "img_batch.pt", "images")
     labels = _load_pt(data_dir / "label_batch.pt", "labels")
     check_images(images)
+    labels = _checked_labels(labels, data_dir)
+    if len(labels) != len(images):
+        raise UserError(f"{len(images)} images but {len(labels)} labels in {data_dir}; rerun generate_pt.py")
+    return images.float(), labels
+
+
+def load_labels(data_dir="data"):
+    """The labels int64 [N] of data_dir/label_batch.pt, checked (without reading the images)."""
+    return _checked_labels(_load_pt(Path(data_dir) / "label_batch.pt", "labels"), Path(data_dir))
+
+
+def _checked_labels(labels, data_dir):
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype not in (torch.int64, torch.int32):
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise UserError(f"labels in {data_dir / 'label_batch.pt'} must be a 1-D integer tensor, got "
                         f"{getattr(labels, 'dtype', '')} {shape}")
-    if len(labels) != len(images):
-        raise UserError(f"{len(images)} images but {len(labels)} labels in {data_dir}; rerun generate_pt.py")
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise UserError(f"labels in {data_dir / 'label_batch.pt'} must lie in 0..{NUM_CLASSES - 1} (ImageNet classes), "
                         f"got {int(labels.min())}..{int(labels.max())}; rerun generate_pt.py")
-    return images.float(), labels.long()
+    return labels.long()
 
 
 def check_images(images):

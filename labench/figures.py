@@ -111,14 +111,14 @@ def load_maps(path):
 
 def outputs_on_disk(folder, suffix, model, weights="default", modes=()):
     """{method: {setting: path}} of the files in `folder` ending in `suffix` whose identity is
-    (model, weights, modes); setting = the tuple of the method's file-parameter values."""
+    (model, weights, modes) at the default seed; setting = the tuple of the method's file-parameter values."""
     found = {}
     for path in sorted(Path(folder).glob(f"*{suffix}")):
         try:
             out = OutputId.parse(path.name)
         except (UserError, ValueError):
             continue
-        if (out.model, out.weights, out.modes) == (model, weights_tag(weights), tuple(modes)):
+        if (out.model, out.weights, out.modes, out.seed) == (model, weights_tag(weights), tuple(modes), 0):
             found.setdefault(out.method, {})[out.params] = path
     return found
 

@@ -7,7 +7,14 @@ tables.py and the grid planner (labench.grid) name their outputs through it.
 
     efficientnet_lite0_la_spatial-range-20_max-iter-20_sampling-times-20
     resnet50-random-amp-channels_last_sm
-    <model>[-<weights>][-<mode>...]_<method>[_<param>-<value>...]
+    efficientnet_lite0-seed1_la_spatial-range-20_max-iter-20_sampling-times-20
+    <model>[-<weights>][-<mode>...][-seed<N>]_<method>[_<param>-<value>...]
+
+The seed: a method whose maps depend on it (its registry entry says `seeded`) run with a seed
+other than 0 is another output, named `-seed<N>` at the end of the model tag (seed 0, the
+default, adds nothing, and a method whose maps do not depend on the seed never carries it).
+Random weights of another seed already name it in their weights tag (`random_seed<N>`, the seed
+draws the weights too), so their tag carries no second one.
 
 Modes are opt-in changes of the numbers, each declared once below as a `Mode` (its name in file
 names, its flag's help, whether it changes a method's maps), in this order: amp, channels_last
@@ -218,9 +225,9 @@ def metric_variants() -> dict:
     return {MODE_REGISTRY[name].variant: name for name in METRIC_MODES}
 
 
-def model_tag(model: str, weights: str = "", modes=()) -> str:
-    """The model part of file names and the results.csv `model` column: model[-weights][-mode...]."""
-    return "-".join([model, *([weights] if weights else []), *modes])
+def model_tag(model: str, weights: str = "", modes=(), seed: int = 0) -> str:
+    """The model part of file names and the results.csv `model` column: model[-weights][-mode...][-seed<N>]."""
+    return "-".join([model, *([weights] if weights else []), *modes, *([f"seed{seed}"] if seed else [])])
 
 
 def maps_modes(method: str, modes) -> tuple:
@@ -239,15 +246,18 @@ class OutputId:
     weights: str = ""  # the weights tag ('' = default weights), see labench.models.weights_tag
     params: tuple = ()  # values of the method's file_params, in their order
     modes: tuple = field(default=())  # mode names, in file-name order (MODE_REGISTRY)
+    seed: int = 0  # the seed of a seeded method's random draws where the weights tag does not name it
 
     @classmethod
-    def make(cls, model, method, weights="", params: dict | None = None, modes=()):
+    def make(cls, model, method, weights="", params: dict | None = None, modes=(), seed=0):
         """The identity of `method` on `model` with `params` (defaults fill the method's file
-        parameters) under `modes` (any order; unknown modes are an error)."""
+        parameters) under `modes` (any order; unknown modes are an error); `seed` is kept only for
+        a method whose maps depend on it (module docstring)."""
         entry = get_method(method)
         weights = "" if weights in (None, "default") else weights
-        out = cls(model, method, weights, tuple(entry.file_setting(params)), ordered_modes(modes))
-        if parse_model_tag(out.model_tag) != (out.model, out.weights, out.modes):
+        seed = int(seed) if entry.seeded else 0
+        out = cls(model, method, weights, tuple(entry.file_setting(params)), ordered_modes(modes), seed)
+        if read_model_tag(out.model_tag) != (out.model, out.weights, out.modes, out.seed):
             raise UserError(f"model {model!r} with weights {weights or 'default'!r} cannot name files: its tag "
                             f"{out.model_tag!r} reads back as another model, weights or modes")
         return out
@@ -256,7 +266,7 @@ class OutputId:
 
     @property
     def model_tag(self) -> str:
-        return model_tag(self.model, self.weights, self.modes)
+        return model_tag(self.model, self.weights, self.modes, self.seed)
 
     @property
     def stem(self) -> str:
@@ -358,8 +368,18 @@ def _number(text):
     return int(value) if value.is_integer() and "." not in text else value
 
 
+SEED_PART = re.compile(r"-seed([1-9][0-9]*)$")
+
+
+def read_model_tag(tag: str):
+    """(model, weights tag, modes, seed) of a model tag: the one place that reads a tag (module docstring)."""
+    match = SEED_PART.search(tag)
+    seed = int(match.group(1)) if match else 0
+    return (*parse_model_tag(tag[: match.start()] if match else tag), seed)
+
+
 def parse_model_tag(tag: str):
-    """(model, weights tag, modes) of a model tag: the one place that reads a tag (module docstring)."""
+    """(model, weights tag, modes) of a model tag without its seed part (`read_model_tag` reads that too)."""
     parts = tag.split("-")
     modes = []
     while len(parts) > 1 and parts[-1] in MODES:
@@ -382,8 +402,8 @@ def _model_and_weights(rest: str):
 
 
 def _from_tag(tag, method, values):
-    model, weights, modes = parse_model_tag(tag)
-    return OutputId(model, method, weights, values, modes)
+    model, weights, modes, seed = read_model_tag(tag)
+    return OutputId(model, method, weights, values, modes, seed)
 
 
 # ---------------------------------------------------------------- choosing one setting to show

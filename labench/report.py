@@ -1,7 +1,9 @@
-"""The whole benchmark for one model in one command (the logic of report.py): the maps of every
-method on the first N evaluation images, their Insertion and Deletion under the paper's metric
-and under each metric variant (on the first V images), the tables with intervals, significance
-and robustness, and a README that says what was run. Resumable: every stage skips what is on disk."""
+"""The whole benchmark for one model or several in one command (the logic of report.py): the maps
+of every method on the first N evaluation images, their Insertion and Deletion under the paper's
+metric and under each metric variant (on the first V images), the stochastic methods again under
+other seeds (on the first S images), the tables with intervals, significance, ranks, robustness,
+seed spread, the correctly classified images and the agreement across models, and a README that
+says what was run. Resumable: every stage skips what is on disk."""
 from __future__ import annotations
 
 import json
@@ -15,8 +17,10 @@ from pathlib import Path
 
 import torch
 
+from saliency import PAPER_ORDER, get_method
+
 from . import attributions, grid, scoring
-from .cli import checked_methods
+from .cli import SEEDED_METHODS, checked_methods
 from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
 from .files import atomic_path, check_output_folder
@@ -30,7 +34,7 @@ from .tables import write_tables
 @dataclass(frozen=True)
 class Request:
     """What report.py is asked for (its flags, read once by the script)."""
-    model: str = DEFAULT_MODEL
+    models: tuple = (DEFAULT_MODEL,)  # the rows of the tables
     weights: str = "default"
     data_dir: str = "data"
     images: int = 64
@@ -43,18 +47,34 @@ class Request:
     runtime: str = "torch"  # the metric's forward passes on a CPU (labench.runtime)
     out: str = "report"
     tables_only: bool = False
+    seed_reruns: tuple = ()  # other seeds for the methods whose maps depend on the seed
+    seed_images: int = 16  # ... on the first S images
+
+    @property
+    def rerun_methods(self) -> list:
+        """The methods the seed reruns compute again: those of the report whose maps depend on the seed."""
+        return [m for m in SEEDED_METHODS if m in (self.methods or PAPER_ORDER)] if self.seed_reruns else []
 
 
 def plan(request: Request):
     """The checked (methods, variants) of a report; errors name the fix before any work."""
+    if not request.models:
+        raise UserError("--model needs at least one model")
     methods = checked_methods(request.methods)
     known = metric_variants()
     unknown = [v for v in request.variants if v not in known]
     if unknown:
         raise UserError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    for flag, value in (("images", request.images), ("variant_images", request.variant_images)):
+    for flag, value in (("images", request.images), ("variant_images", request.variant_images),
+                        ("seed_images", request.seed_images)):
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, got {value}")
+    if any(seed < 0 or seed == request.seed for seed in request.seed_reruns):
+        raise UserError(f"--seed_reruns takes seeds of 0 or more other than --seed ({request.seed}), got "
+                        f"{' '.join(map(str, request.seed_reruns))}")
+    if request.seed_reruns and request.weights == "random":
+        raise UserError("--seed_reruns needs fixed weights: with --weights random the seed draws the weights too "
+                        "(use a checkpoint, or drop --seed_reruns)")
     if request.variant_images and request.variant_images > request.images:
         raise UserError(f"--variant_images ({request.variant_images}) cannot exceed --images ({request.images})")
     return methods, list(dict.fromkeys(request.variants))
@@ -81,10 +101,11 @@ def run(request: Request, log=print):
     out = Path(request.out)
     check_output_folder(out, flag="--out")
     device = resolve_device(request.device)
-    available = len(load_dataset(request.data_dir)[1])
-    if request.images > available:
-        log(f"note: {request.data_dir} holds {available} images; the report uses them all")
-        request = replace(request, images=available)
+    labels = load_dataset(request.data_dir)[1].numpy()
+    if request.images > len(labels):
+        log(f"note: {request.data_dir} holds {len(labels)} images; the report uses them all")
+        request = replace(request, images=len(labels))
+    request = replace(request, seed_images=min(request.seed_images, request.images))
     variant_images = min(request.variant_images or request.images, request.images)
     base = Run(data_dir=request.data_dir, device=request.device, seed=request.seed, runtime=request.runtime,
                maps_dir=out / "attributions",
@@ -95,27 +116,48 @@ def run(request: Request, log=print):
         compute(request, methods, variants, variant_images, base, timings, log)
     tables = out / "tables"
     _, written = write_tables(base.csv_path, tables, all_methods=False, plots=True)
-    _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True)
+    _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True,
+                                        reruns_csv=reruns_csv(out), labels=labels[: request.images])
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
                           time.perf_counter() - started, written + stats_written)
     log(f"wrote {readme}")
     return readme
 
 
+def reruns_csv(out) -> Path:
+    """The results file of the seed reruns (their maps and scores files sit beside the others, named
+    -seed<N>): kept apart so that the main tables show the report's own seed."""
+    return Path(out) / "seed_reruns.csv"
+
+
 def compute(request, methods, variants, variant_images, base, timings, log):
-    """The maps of every method and their scores under each protocol (what is on disk is kept),
-    planned by labench.grid."""
-    models = [(request.model, request.weights)]
+    """The maps of every method and their scores under each protocol, then the seed reruns (what
+    is on disk is kept), planned by labench.grid."""
+    models = [(model, request.weights) for model in request.models]
     settings = {param: (value,) for param, value in request.settings}
+
+    def stage(run, *words):  # a stage names its model when the report has several
+        return " ".join([*words[:1], *([run.model] if len(models) > 1 else []), *words[1:], run.method])
+
     for maps in grid.expand(models, methods, settings, base=replace(base, limit=request.images)):
-        log(f"== maps: {maps.method}")
-        timings.run(f"maps {maps.method}", lambda: attributions.run(maps))
+        log(f"== maps: {maps.model} {maps.method}")
+        timings.run(stage(maps, "maps"), lambda: attributions.run(maps))
     modes = metric_variants()
     protocols = [("paper", (), request.images)] + [(v, (modes[v],), variant_images) for v in variants]
     for name, mode_set, n in protocols:
         for scores in grid.expand(models, methods, settings, (mode_set,), replace(base, limit=n)):
-            log(f"== scores ({name}, {n} images): {scores.method}")
-            timings.run(f"scores {name} {scores.method}", lambda: scoring.run(scores))
+            log(f"== scores ({name}, {n} images): {scores.model} {scores.method}")
+            timings.run(stage(scores, "scores", name), lambda: scoring.run(scores))
+    for seed in request.seed_reruns:
+        rerun = replace(base, seed=seed, csv_path=reruns_csv(request.out))
+        for maps in grid.expand(models, request.rerun_methods, settings, base=rerun):
+            # a method drawing from the loaded images (eg's references) loads as many as the seed-0 run
+            limit = request.images if get_method(maps.method).takes_reference_images else request.seed_images
+            log(f"== maps, seed {seed} ({limit} images): {maps.model} {maps.method}")
+            timings.run(stage(maps, "maps", f"seed {seed}"), lambda: attributions.run(replace(maps, limit=limit)))
+        for scores in grid.expand(models, request.rerun_methods, settings, base=replace(rerun, limit=request.seed_images)):
+            log(f"== scores (paper, seed {seed}, {request.seed_images} images): {scores.model} {scores.method}")
+            timings.run(stage(scores, "scores", f"paper seed {seed}"), lambda: scoring.run(scores))
 
 
 def versions():
@@ -146,23 +188,46 @@ def device_name(device):
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+SECTIONS = [("Main tables (means)", "insertion.md"), ("", "deletion.md"),
+            ("Intervals, significance and effect sizes", "statistics.md"),
+            ("The headline, baseline by baseline", "headlines.md"), ("Ranks with their intervals", "ranks.md"),
+            ("Robustness to the metric's choices", "robustness.md"), ("Seed spread", "seeds.md"),
+            ("The correctly classified images", "correct.md"), ("Across models", "models.md")]
+
+
+def seed_line(request: Request) -> str:
+    if not request.seed_reruns:
+        return "- seed reruns: none (--seed_reruns)"
+    pool = [m for m in request.rerun_methods if get_method(m).takes_reference_images]
+    return (f"- seed reruns: {', '.join(request.rerun_methods)} (the methods whose maps depend on the seed) again with "
+            f"seed {', '.join(map(str, request.seed_reruns))} on the first {request.seed_images} images, under the "
+            "paper's metric; their rows are in `seed_reruns.csv`"
+            + (f" ({', '.join(pool)} draws from all {request.images} images, as the seed-{request.seed} run)" if pool
+               else ""))
+
+
 def write_readme(request: Request, methods, variants, variant_images, device, seconds, elapsed, written):
     out = Path(request.out)
+    models = ", ".join(request.models)
     lines = [
-        f"# Report: {request.model}, {request.images} evaluation images",
+        f"# Report: {models}, {request.images} evaluation images",
         "",
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(['report.py', *sys.argv[1:]])}`.",
         "",
-        f"- model: `{request.model}`, weights `{request.weights}`; data: first {request.images} images of "
-        f"`{request.data_dir}`",
+        f"- model{'s' if len(request.models) > 1 else ''}: {', '.join(f'`{m}`' for m in request.models)}, weights "
+        f"`{request.weights}`; data: first {request.images} images of `{request.data_dir}`",
         f"- evaluation set: {describe_evaluation_set(request.data_dir, request.images)}",
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {request.images} images"
         + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else "")
         + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else ""),
-        f"- statistics: BCa bootstrap 95% intervals over images (10,000 resamples, seed 0); LA against each "
-        "method: paired bootstrap interval and Wilcoxon signed-rank p, Holm-corrected per table (labench.significance)",
+        seed_line(request),
+        "- statistics (docs/PROTOCOL.md \"Statistics\"): BCa bootstrap 95% intervals over images (10,000 resamples, "
+        "seed 0); LA against each method: the mean difference, its paired sign-flip permutation test, Holm-corrected "
+        "over the comparisons of one table (one model, game, metric protocol and mode), and the interval that inverts "
+        "that test at the row's Holm level (it excludes 0 exactly where the verdict is better or worse); LA's win "
+        "rate and median relative shift; ranks and Kendall's tau with bootstrap intervals (labench.significance)",
         f"- device: {device_name(device)}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         f"- time: {elapsed:.0f} s in this run; per stage over every run of this report (a stage computed "
@@ -175,11 +240,10 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         "Files: " + ", ".join(f"`{Path(p).relative_to(out)}`" for p in written),
         "",
     ]
-    for title, name in [("Main tables (means)", "insertion.md"), ("", "deletion.md"),
-                        ("Intervals and significance", "statistics.md"), ("Robustness to the metric's choices",
-                                                                          "robustness.md")]:
+    current = {Path(p).name for p in written}  # not a file an earlier run left
+    for title, name in SECTIONS:
         path = out / "tables" / name
-        if path.exists():
+        if name in current and path.exists():
             lines += [*([f"## {title}", ""] if title else []), path.read_text(), ""]
     readme = out / "README.md"
     with atomic_path(readme) as tmp:

@@ -47,8 +47,10 @@ class Run:
 
     @property
     def output_id(self) -> OutputId:
-        """The identity of what the run's scores are (.maps(): of its maps)."""
-        return OutputId.make(self.model, self.method, weights_tag(self.weights, self.seed), self.method_params, self.modes)
+        """The identity of what the run's scores are (.maps(): of its maps). The seed names the
+        output of a seeded method, unless random weights name it already (labench.identity)."""
+        return OutputId.make(self.model, self.method, weights_tag(self.weights, self.seed), self.method_params, self.modes,
+                             seed=0 if self.weights == "random" else self.seed)
 
     @property
     def metric_options(self) -> dict:

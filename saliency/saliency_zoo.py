@@ -42,7 +42,7 @@ class Method:
     reference_batch: int = 4  # images per call in the published code (docs/PROTOCOL.md)
     # capabilities: what `attribute` hands the function besides the images and max_rows=
     explains_prediction: bool = False  # predicted= (its own argmax, la and agi) instead of the labels
-    seeded: bool = False  # seed= and indices=: random draws from per-image generators
+    seeded: bool = False  # seed= and indices=: random draws from per-image generators; its maps depend on the seed
     has_published: bool = False  # published= and group_size= (and indices=): docs/PROTOCOL.md "As published"
     takes_reference_images: bool = False  # reference_images=: the evaluation set (eg's references)
     direct_arguments: tuple = ()  # keywords only direct callers pass (la's and agi's classes=)

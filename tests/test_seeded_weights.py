@@ -71,6 +71,30 @@ def test_the_seed_names_random_weights_only_when_it_is_not_zero():
     assert output_id(attribution_parser().parse_args(default)).maps_file == "resnet50_sm_attributions.npy"
 
 
+def test_another_seed_of_a_seeded_method_is_another_output_and_row():
+    """The maps of la, attexplore, eg and sg depend on the seed: --seed N names them -seed<N> (seed 0
+    keeps today's names); random weights name the seed in their tag already."""
+    from labench.identity import read_model_tag
+
+    base = ["--model", "efficientnet_lite0", "--attr_method", "la"]
+    default = output_id(eval_parser().parse_args(base))
+    assert default.scores_file == "efficientnet_lite0_la_spatial-range-20_max-iter-20_sampling-times-20_scores.npz"
+    seeded = output_id(eval_parser().parse_args([*base, "--seed", "2"]))
+    assert seeded.maps_file == "efficientnet_lite0-seed2_la_spatial-range-20_max-iter-20_sampling-times-20_attributions.npy"
+    assert seeded == output_id(attribution_parser().parse_args([*base, "--seed", "2"])) and seeded.seed == 2
+    assert OutputId.parse(seeded.scores_file) == seeded
+    row = {**seeded.csv_key(), "insertion": "0.5", "deletion": "0.1"}
+    assert row["model"] == "efficientnet_lite0-seed2" and OutputId.from_csv_row(row) == seeded
+    variant = output_id(eval_parser().parse_args([*base, "--seed", "2", "--substrate", "blur"]))
+    assert variant.model_tag == "efficientnet_lite0-substrate_blur-seed2" and variant.maps() == seeded
+    assert read_model_tag(variant.model_tag) == ("efficientnet_lite0", "", ("substrate_blur",), 2)
+    sg = output_id(eval_parser().parse_args(["--attr_method", "sg", "--seed", "1"]))
+    assert sg.maps_file == "efficientnet_lite0-seed1_sg_attributions.npy"
+    random = output_id(attribution_parser().parse_args(["--model", "resnet50", "--weights", "random",
+                                                        "--attr_method", "la", "--seed", "3"]))
+    assert random.model_tag == "resnet50-random_seed3" and random.seed == 0
+
+
 # Runs a script as its command line does, up to the model it builds: prints that model's digest.
 # A global draw of argv[1] numbers first gives every process its own global random state.
 SPY = """

@@ -1,27 +1,34 @@
-"""Interval-backed tables (labench.significance, their statistics in labench.stats) on hand-made
-scores files with known answers, and the one report command on 2 images and 2 methods."""
+"""Interval-backed tables (labench.significance, their statistics in labench.analysis and
+labench.stats) on hand-made scores files with known answers, and the one report command on 2
+images and 2 methods, and on 2 models."""
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
 from conftest import load_script, make_images
-from labench import significance, stats
+from labench import analysis, significance
 from labench.files import save_npz, upsert_csv_row
 from labench.identity import OutputId
 from labench.scoring import load_scores
-from labench.stats import holm
+from labench.stats import holm, sign_flip_p, verdict
 from saliency.metric import DELETION, GAMES, INSERTION
 
 N = 20
 
 
 def scores_file(folder, out_id, ins, dele):
-    """A scores file whose image i has constant curves ins[i] and dele[i] (so its AUC is that value)."""
+    """A scores file whose image i has constant curves ins[i] and dele[i] (so its AUC is that value);
+    image i was scored as class i."""
     ins, dele = np.asarray(ins, np.float64), np.asarray(dele, np.float64)
     save_npz({"ins": ins.mean(), "del": dele.mean(), "ins_curve": np.tile(ins, (225, 1)).astype(np.float32),
               "del_curve": np.tile(dele, (225, 1)).astype(np.float32), "ins_auc": ins, "del_auc": dele,
               "classes": np.arange(len(ins))}, folder / out_id.scores_file)
+
+
+def add_row(folder, out_id, ins, dele, csv="results.csv"):
+    scores_file(folder / "scores", out_id, ins, dele)
+    upsert_csv_row(folder / csv, {**out_id.csv_key(), "insertion": np.mean(ins), "deletion": np.mean(dele)})
 
 
 @pytest.fixture
@@ -34,17 +41,13 @@ def hand_run(tmp_path):
              "sm": (0.3 + noise(), 0.1 + noise())}
     blur = {"la": (0.7 + noise()[:10], 0.1 + noise()[:10]), "ig": (0.2 + noise()[:10], 0.3 + noise()[:10]),
             "sm": (0.4 + noise()[:10], 0.2 + noise()[:10])}
-    scores, csv_path = tmp_path / "scores", tmp_path / "results.csv"
-    scores.mkdir()
+    (tmp_path / "scores").mkdir()
     for modes, methods in [((), paper), (("substrate_blur",), blur)]:
         for method, (ins, dele) in methods.items():
-            out = OutputId.make("m", method, modes=modes)
-            scores_file(scores, out, ins, dele)
-            upsert_csv_row(csv_path, {**out.csv_key(), "insertion": ins.mean(), "deletion": dele.mean()})
+            add_row(tmp_path, OutputId.make("m", method, modes=modes), ins, dele)
     # an LA setting that the tables do not show: never read
     other = OutputId.make("m", "la", params={"spatial_range": 10, "max_iter": 20, "sampling_times": 20})
-    scores_file(scores, other, np.zeros(N), np.ones(N))
-    upsert_csv_row(csv_path, {**other.csv_key(), "insertion": 0.0, "deletion": 1.0})
+    add_row(tmp_path, other, np.zeros(N), np.ones(N))
     return tmp_path, paper, blur
 
 
@@ -59,7 +62,7 @@ def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
     per_image = collected(folder)
     assert set(per_image.values) == {"m", "m-substrate_blur"}
     assert np.array_equal(per_image.values["m"]["la"][INSERTION], paper["la"][0])  # the shown setting, not r=10
-    cells = stats.cell_statistics(per_image)
+    cells = analysis.cell_statistics(per_image)
     [cell] = [c for c in cells if (c.model, c.method, c.game) == ("m", "ig", DELETION)]
     ci = scipy.stats.bootstrap((paper["ig"][1],), np.mean, n_resamples=10_000, method="BCa",
                                rng=np.random.default_rng(0)).confidence_interval
@@ -67,57 +70,90 @@ def test_every_cell_is_the_mean_with_scipys_bca_interval(hand_run):
     assert (cell.ci_low, cell.ci_high) == pytest.approx((ci.low, ci.high))
 
 
-def test_la_against_each_baseline_paired_wilcoxon_holm_and_verdicts(hand_run):
+def test_la_against_each_baseline_paired_sign_flip_holm_and_verdicts(hand_run):
     folder, paper, _ = hand_run
     per_image = collected(folder)
-    versus = stats.comparisons(per_image)
+    versus = analysis.comparisons(per_image)
     paper_rows = {(r.method, r.game): r for r in versus if r.model == "m"}
     for method in ("ig", "sm"):
         for game, k in ((INSERTION, 0), (DELETION, 1)):
             diff = paper["la"][k] - paper[method][k]
             row = paper_rows[(method, game)]
             assert row.la_minus_method == pytest.approx(diff.mean())
-            assert row.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon(diff).pvalue)
-    for tag in ("m", "m-substrate_blur"):  # one Holm family per table: a game under one metric protocol
+            assert row.p_value == scipy.stats.permutation_test(
+                (diff,), np.mean, permutation_type="samples", n_resamples=10_000, rng=np.random.default_rng(0)).pvalue
+            wins = (paper["la"][k] > paper[method][k]) if game.higher_is_better else (paper["la"][k] < paper[method][k])
+            assert row.win_rate == pytest.approx(wins.mean())
+            assert row.shift == pytest.approx(np.median(diff / (paper["la"][k] + paper[method][k])))
+    for tag in ("m", "m-substrate_blur"):  # one Holm family per table: a model tag and a game
         for game in GAMES:
             part = [r for r in versus if r.game is game and r.model == tag]
-            assert len(part) == 2 and [r.p_holm for r in part] == pytest.approx(holm([r.p_wilcoxon for r in part]))
+            assert len(part) == 2 and [r.p_holm for r in part] == pytest.approx(holm([r.p_value for r in part]))
     assert paper_rows[("ig", INSERTION)].verdict == "better"
     assert paper_rows[("ig", DELETION)].verdict == "better"  # LA deletes faster: lower is better
     assert paper_rows[("sm", DELETION)].verdict == "n.s."
-    worse = stats.verdict(DELETION, +0.05, 0.001)
-    assert worse == "worse" and stats.verdict(INSERTION, -0.05, 0.001) == "worse"
+    assert verdict(DELETION, +0.05, 0.001) == "worse" and verdict(INSERTION, -0.05, 0.001) == "worse"
+    for r in versus:  # the interval and the verdict of one test: 0 outside exactly where LA is better or worse
+        assert (r.diff_low > 0 or r.diff_high < 0) == (r.verdict != "n.s.")
+        assert r.diff_low <= r.la_minus_method <= r.diff_high
+
+
+def test_a_published_or_fast_row_never_enters_the_default_tables_family(hand_run):
+    """Regression (issue 22): the -published runs joined the default table's Holm family."""
+    folder, paper, _ = hand_run
+    rng = np.random.default_rng(5)
+    for modes in (("published",), ("fast",)):
+        for method in ("la", "ig", "sm", "eg"):
+            add_row(folder, OutputId.make("m", method, modes=modes), rng.uniform(0.1, 0.9, N), rng.uniform(0.1, 0.9, N))
+    df = significance.load_results(folder / "results.csv")
+    chosen = {tag: (20, 20, 20) for tag in df["model"].unique()}
+    versus = analysis.comparisons(significance.collect(df, folder / "scores", chosen))
+    for game in GAMES:
+        default = [r for r in versus if r.model == "m" and r.game is game]
+        assert [r.method for r in default] == ["ig", "sm"]
+        raw = [sign_flip_p(paper["la"][game is DELETION] - paper[r.method][game is DELETION])[0] for r in default]
+        assert [r.p_holm for r in default] == pytest.approx(holm(raw))  # 2 comparisons, not 2 + 3 + 3
+        for tag in ("m-published", "m-fast"):
+            assert [r.method for r in versus if r.model == tag and r.game is game] == ["eg", "ig", "sm"]
 
 
 def test_headline_is_the_mean_relative_improvement(hand_run):
     folder, paper, _ = hand_run
     per_image = collected(folder)
-    heads = {(r.model, r.game): r for r in stats.headlines(per_image)}
+    heads = {(r.model, r.game): r for r in analysis.headlines(per_image)}
     la, ig, sm = (paper[m][0].mean() for m in ("la", "ig", "sm"))
     assert heads[("m", INSERTION)].relative_improvement == pytest.approx(((la - ig) / ig + (la - sm) / sm) / 2)
     la, ig, sm = (paper[m][1].mean() for m in ("la", "ig", "sm"))
     assert heads[("m", DELETION)].relative_improvement == pytest.approx(((ig - la) / ig + (sm - la) / sm) / 2)
     row = heads[("m", INSERTION)]
     assert row.ci_low < row.relative_improvement < row.ci_high
+    la, ig, sm = (paper[m][0].mean() for m in ("la", "ig", "sm"))
+    assert row.ratios == pytest.approx({"ig": (la - ig) / ig, "sm": (la - sm) / sm})
+    assert row.geometric == pytest.approx(np.sqrt(la / ig * la / sm) - 1)
+    assert row.geometric_low < row.geometric < row.geometric_high
+    la, ig, sm = (paper[m][1].mean() for m in ("la", "ig", "sm"))
+    assert heads[("m", DELETION)].geometric == pytest.approx(np.sqrt(ig / la * sm / la) - 1)
 
 
 def test_robustness_ranks_on_shared_images_and_kendall_tau(hand_run):
     folder, paper, blur = hand_run
     per_image = collected(folder)
-    [entry] = stats.rankings(per_image)
+    [entry] = analysis.rankings(per_image)
     assert entry.model == "m" and entry.protocols == ["paper", "substrate_blur"] and entry.n == 10
     means = entry.means[INSERTION]
     assert means.loc["ig", "paper"] == pytest.approx(paper["ig"][0][:10].mean())  # the variant's 10 images
     assert entry.ranks[INSERTION]["paper"].to_dict() == {"la": 1, "ig": 2, "sm": 3}
     assert entry.ranks[INSERTION]["substrate_blur"].to_dict() == {"la": 1, "ig": 3, "sm": 2}
-    tau, p = entry.tau[INSERTION]["substrate_blur"]
-    assert tau == pytest.approx(1 / 3)  # one discordant pair of three
-    assert (tau, p) == pytest.approx(tuple(scipy.stats.kendalltau([1, 2, 3], [1, 3, 2])))
+    blur_tau = entry.tau[INSERTION]["substrate_blur"]
+    assert blur_tau.tau == pytest.approx(1 / 3)  # one discordant pair of three
+    assert (blur_tau.tau, blur_tau.p) == pytest.approx(tuple(scipy.stats.kendalltau([1, 2, 3], [1, 3, 2])))
+    assert blur_tau.low <= blur_tau.tau <= blur_tau.high and blur_tau.n == 10
+    assert blur_tau.reading.startswith("n.s.")  # p = 1 with three methods: no evidence either way
     # insertion vs deletion under the paper's protocol: ranks la 1, ig 2, sm 3 against la ~ sm < ig
     ins_rank = [1, 2, 3]
     dele = [paper[m][1][:10].mean() for m in ("la", "ig", "sm")]
     expected = scipy.stats.kendalltau(ins_rank, scipy.stats.rankdata(dele))
-    assert entry.ins_vs_del["paper"][0] == pytest.approx(expected.statistic)
+    assert entry.ins_vs_del["paper"].tau == pytest.approx(expected.statistic)
 
 
 def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the_tables(hand_run):
@@ -127,11 +163,11 @@ def test_a_variant_scored_for_one_method_so_far_has_no_tau_and_does_not_stop_the
     upsert_csv_row(folder / "results.csv", {**pixel.csv_key(), "insertion": 0.5, "deletion": 0.1})
     df = significance.load_results(folder / "results.csv")
     chosen = {tag: (20, 20, 20) for tag in ("m", "m-substrate_blur", "m-order_pixel")}
-    [entry] = stats.rankings(significance.collect(df, folder / "scores", chosen))
+    [entry] = analysis.rankings(significance.collect(df, folder / "scores", chosen))
     assert entry.n == 5 and entry.protocols == ["paper", "order_pixel", "substrate_blur"]
-    assert np.isnan(entry.tau[INSERTION]["order_pixel"]).all()
-    assert np.isnan(entry.ins_vs_del["order_pixel"]).all()
-    assert entry.tau[INSERTION]["substrate_blur"][0] == pytest.approx(1 / 3)
+    assert np.isnan(entry.tau[INSERTION]["order_pixel"].tau)
+    assert np.isnan(entry.ins_vs_del["order_pixel"].tau)
+    assert entry.tau[INSERTION]["substrate_blur"].tau == pytest.approx(1 / 3)
     text = significance.robustness_markdown([entry])
     assert text.count("- (fewer than 2 methods)") == 3  # two games' tau and the insertion-vs-deletion row
 
@@ -140,17 +176,22 @@ def test_statistics_render_in_markdown_latex_and_csv(hand_run):
     folder, paper, _ = hand_run
     text, written = significance.write_statistics(folder / "results.csv", folder / "scores", folder / "tables")
     names = sorted(p.name for p in written)
-    assert names == ["robustness.md", "robustness_m.png", "statistics.csv", "statistics.md", "statistics.tex"]
+    assert names == ["headlines.md", "ranks.md", "robustness.md", "robustness_m.png", "statistics.csv",
+                     "statistics.md", "statistics.tex"]
     la = paper["la"][0].mean()
     assert f"{la:.3f} [" in text and "▲" in text and "Kendall tau vs paper" in text
     assert "Insertion (higher is better), the paper's metric: mean AUC" in text
     assert "Deletion (lower is better), metric variant substrate_blur: mean AUC" in text
     assert "Headline, m, insertion: LA's mean relative improvement over 2 baselines +" in text
+    assert "geometric mean of LA's ratios +" in text and "near 0" in text and "rank (1 = best)" in text
     tex = (folder / "tables" / "statistics.tex").read_text()
     assert rf"${la:.3f} \pm " in tex and r"\blacktriangle" in tex and tex.count(r"\begin{tabular}") == 4
     table = pd.read_csv(folder / "tables" / "statistics.csv")
-    assert {"mean", "ci_low", "ci_high", "la_minus_method", "p_wilcoxon", "p_holm", "verdict"} <= set(table.columns)
-    assert len(table) == 2 * 3 * 2 + 2 * 2  # (model tag, method, game) cells + headlines
+    assert {"mean", "ci_low", "ci_high", "rank", "rank_low", "rank_high", "la_minus_method", "diff_level",
+            "p_permutation", "p_holm", "verdict", "win_rate", "shift"} <= set(table.columns)
+    assert len(table) == 2 * 3 * 2 + 2 * 2 * 2  # (model tag, method, game) cells + two headline forms
+    la_row = table[(table.model == "m") & (table.method == "la") & (table.game == "insertion")].iloc[0]
+    assert la_row["rank"] == 1 and la_row["rank_low"] == 1
 
 
 def test_tables_cli_adds_the_statistics_from_the_scores_folder(hand_run, capsys):
@@ -162,19 +203,72 @@ def test_tables_cli_adds_the_statistics_from_the_scores_folder(hand_run, capsys)
     assert "95% bootstrap CI" in (folder / "t" / "tables.md").read_text()
 
 
-def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
+def test_the_correctly_classified_images_get_their_own_cells_and_family(hand_run, capsys):
     import torch
 
-    torch.save(make_images(2, size=32), tmp_path / "data" / "img_batch.pt")
-    torch.save(torch.tensor([1, 2]), tmp_path / "data" / "label_batch.pt")
+    folder, paper, _ = hand_run
+    labels = np.arange(N)
+    labels[:5] += 1  # images 0..4 were scored as classes 0..4 (scores_file), their labels differ
+    [subset] = analysis.correctly_classified(collected(folder), labels)
+    correct = np.arange(N) >= 5
+    assert (subset.model, subset.n_all, subset.n) == ("m", N, 15)
+    [cell] = [c for c in subset.cells if (c.method, c.game) == ("ig", INSERTION)]
+    assert cell.mean == pytest.approx(paper["ig"][0][correct].mean())
+    rows = [r for r in subset.comparisons if r.game is DELETION]
+    diffs = [paper["la"][1][correct] - paper[m][1][correct] for m in ("ig", "sm")]
+    assert [r.la_minus_method for r in rows] == pytest.approx([d.mean() for d in diffs])
+    assert [r.p_holm for r in rows] == pytest.approx(holm([sign_flip_p(d)[0] for d in diffs]))
+    (folder / "d").mkdir()
+    torch.save(torch.tensor(labels), folder / "d" / "label_batch.pt")
+    load_script("tables").main(["--csv", str(folder / "results.csv"), "--scores_prefix", str(folder / "scores"),
+                                "--out", str(folder / "t"), "--no_plot", "--data_dir", str(folder / "d")])
+    assert "on the 15 of 20 images whose prediction is the label" in (folder / "t" / "correct.md").read_text()
+
+
+def test_seed_spread_and_a_verdict_that_changes_with_the_seed(hand_run):
+    """LA rerun with seed 1 on the first 12 images: in deletion it now beats SM, with which it tied."""
+    folder, paper, _ = hand_run
+    seeded = OutputId.make("m", "la", seed=1)
+    assert seeded.model_tag == "m-seed1"
+    add_row(folder, seeded, paper["la"][0][:12] + 0.01, paper["la"][1][:12] - 0.05, csv="reruns.csv")
+    text, written = significance.write_statistics(folder / "results.csv", folder / "scores", folder / "t",
+                                                  plots=False, reruns_csv=folder / "reruns.csv")
+    [spread] = analysis.seed_spread(collected(folder), significance.collect_results(folder / "reruns.csv",
+                                                                                     folder / "scores"),
+                                    analysis.comparisons(collected(folder)))
+    assert (spread.model, spread.n, spread.seeds) == ("m", 12, [0, 1])
+    assert spread.means[DELETION].loc["la"].tolist() == pytest.approx([paper["la"][1][:12].mean(),
+                                                                       paper["la"][1][:12].mean() - 0.05])
+    assert spread.verdicts[DELETION].loc["sm"].tolist() == ["n.s.", "n.s.", "better"]  # printed, seed 0, seed 1
+    assert spread.changed(DELETION) == ["sm"] and spread.changed(INSERTION) == []
+    seeds = (folder / "t" / "seeds.md").read_text()
+    assert "Verdicts that change with the seed: SM." in seeds and "No verdict changes with the seed." in seeds
+    assert "m-seed1" not in (folder / "t" / "statistics.md").read_text()  # the reruns are no rows of the tables
+
+
+def evaluation_set(folder, labels, n=2):
+    import torch
+
+    (folder / "data").mkdir()
+    torch.save(make_images(n, size=32), folder / "data" / "img_batch.pt")
+    torch.save(torch.tensor(labels), folder / "data" / "label_batch.pt")
+
+
+def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    with torch.no_grad():
+        predicted = lite0(make_images(2, size=32)).argmax(1).tolist()
+    evaluation_set(tmp_path, [predicted[0], (predicted[1] + 1) % 1000])  # image 0 is classified correctly, 1 not
     argv = ["--images", "2", "--methods", "la", "sm", "--variants", "blur", "--max_iter", "2", "--sampling_times",
             "3", "--device", "cpu", "--out", "rep"]
     load_script("report").main(argv)
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert "first 2 images" in readme and "variants blur on the first 2" in readme and "| maps la |" in readme
     assert "Kendall tau vs paper" in readme and "mean AUC [95% bootstrap CI]" in readme
+    assert "on the 1 of 2 images whose prediction is the label" in readme and "seed reruns: none" in readme
+    assert "rank (1 = best)" in readme and "baseline by baseline" in readme
     scores = load_scores(tmp_path / "rep" / "scores" / "efficientnet_lite0-substrate_blur_sm_scores.npz")
     assert scores["ins_auc"].shape == (2,) and scores["classes"].shape == (2,)
     rows = (tmp_path / "rep" / "results.csv").read_text().splitlines()
@@ -186,6 +280,52 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch):
     load_script("report").main([*argv, "--methods", "la", "sm", "ig", "--tables_only"])  # computes nothing
     assert not list((tmp_path / "rep" / "attributions").glob("*_ig_*"))
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
+    # the seed reruns: LA again (sm's maps do not depend on the seed) on the first image, in their own rows
+    load_script("report").main([*argv, "--seed_reruns", "1", "--seed_images", "1"])
+    assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
+    [rerun] = (tmp_path / "rep" / "seed_reruns.csv").read_text().splitlines()[1:]
+    assert rerun.startswith("efficientnet_lite0-seed1,la,20,2,3,")
+    maps = np.load(tmp_path / "rep" / "attributions" /
+                   "efficientnet_lite0-seed1_la_spatial-range-20_max-iter-2_sampling-times-3_attributions.npy")
+    seed0 = np.load(tmp_path / "rep" / "attributions" /
+                    "efficientnet_lite0_la_spatial-range-20_max-iter-2_sampling-times-3_attributions.npy")
+    assert maps.shape == (1, 3, 32, 32) and not np.array_equal(maps[0], seed0[0])
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "## Seed spread" in readme and "seed reruns: la (the methods whose maps depend on the seed)" in readme
+    seeds = (tmp_path / "rep" / "tables" / "seeds.md").read_text()
+    assert "| method | seed 0 | seed 1 | SD over seeds | max - min |" in seeds and "changes with the seed" in seeds
+
+
+def test_seed_reruns_need_fixed_weights_and_other_seeds():
+    from labench import report
+    from labench.errors import UserError
+
+    with pytest.raises(UserError, match="needs fixed weights"):
+        report.plan(report.Request(weights="random", seed_reruns=(1,)))
+    with pytest.raises(UserError, match="other than --seed"):
+        report.plan(report.Request(seed_reruns=(0, 2)))
+    assert report.Request(methods=("sm", "eg", "la"), seed_reruns=(1,)).rerun_methods == ["la", "eg"]
+
+
+def test_report_across_two_models(tmp_path, monkeypatch):
+    """2 models x 2 methods x 2 images: one set of tables whose rows are the models, each model's
+    own comparisons, and their agreement."""
+    monkeypatch.chdir(tmp_path)
+    evaluation_set(tmp_path, [1, 2])
+    load_script("report").main(["--model", "efficientnet_lite0", "resnet18", "--weights", "random", "--images", "2",
+                                "--methods", "la", "sm", "--variants", "--max_iter", "2", "--sampling_times", "3",
+                                "--device", "cpu", "--out", "rep"])
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert readme.startswith("# Report: efficientnet_lite0, resnet18, 2 evaluation images")
+    assert "| maps efficientnet_lite0 la |" in readme and "| scores resnet18 paper sm |" in readme
+    statistics = (tmp_path / "rep" / "tables" / "statistics.md").read_text()
+    assert "| efficientnet_lite0-random | 2 |" in statistics and "| resnet18-random | 2 |" in statistics
+    assert "**resnet18-random, Insertion (higher is better), the paper's metric: LA minus each method" in statistics
+    models = (tmp_path / "rep" / "tables" / "models.md").read_text()
+    assert "| efficientnet_lite0-random | resnet18-random | insertion | 2 |" in models
+    assert "which verdicts hold on how many of the 2 models" in models and "| verdict | on both | on one |" in models
+    insertion = (tmp_path / "rep" / "tables" / "insertion.md").read_text()
+    assert insertion.count("-random |") == 2
 
 
 def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tmp_path, monkeypatch):
