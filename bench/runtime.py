@@ -154,11 +154,13 @@ def shift_tables(args, model, images, labels):
     threads = max(args.threads)
     torch.set_num_threads(threads)
     found = sides(model, x, args.metric_rows, print)
+    fast = found.pop(FAST)  # scored last: a tagged mode, shown for comparison only
     runs = {side: scored_run(f"{side.removeprefix('--')}_threads{threads}", pair, x, maps, args.metric_rows, folder)
             for side, pair in found.items()}
     # the metric's own rounding: eager PyTorch at other rows per call, and with other threads
     runs[f"floor: eager, {args.floor_rows} rows per call"] = scored_run(
         f"eager_rows{args.floor_rows}_threads{threads}", (model, None), x, maps, args.floor_rows, folder)
+    runs[FAST] = scored_run(f"{FAST.removeprefix('--')}_threads{threads}", fast, x, maps, args.metric_rows, folder)
     for other in sorted(set(args.threads) - {threads}):
         torch.set_num_threads(other)
         runs[f"floor: eager, {other} threads"] = scored_run(f"eager_threads{other}", (model, None), x, maps,
