@@ -18,8 +18,6 @@ constant ranks nothing and is left out of its method's cells (the tables' note n
 only the maps not on disk yet and rewrites the tables and the figure."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from . import attributions, cli
 from .data import load_dataset
 from .errors import UserError
 from .figures import grid_figure, load_maps, save_figure
-from .files import atomic_path
 from .identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order, model_tag,
                        ordered_modes)
 from .models import DEFAULT_MODEL, weights_tag
@@ -211,15 +208,9 @@ def figure(request: Request, methods, checks, image):
                        note=f"image {i}; columns: the trained model's map, then each check (sanity.md)")
 
 
-def write_per_image(rows, path):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["method", "check", "image", "constant", *MEASURES],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({**r, **{m: f"{r[m]:.6g}" for m in MEASURES}} for r in rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
-    return path
+def per_image_table(rows) -> Table:
+    header = ["method", "check", "image", "constant", *MEASURES]
+    return Table(header, [[r[k] for k in header] for r in rows])
 
 
 def shown_image(request: Request):
@@ -244,7 +235,7 @@ def run(request: Request, log=print) -> list:
     written = [save_text(out / "sanity.md", f"# Sanity checks, {tag}\n\n" + "\n\n".join(map(markdown, tables))),
                save_text(out / "sanity.tex", "\n\n".join(map(latex, tables))),
                save_text(out / "sanity.csv", csv_text(long_table(cell_values))),
-               write_per_image(rows, out / "per_image.csv"),
+               save_text(out / "per_image.csv", csv_text(per_image_table(rows))),
                save_figure(figure(request, methods, checks, image), out / f"{tag}_sanity.png", dpi=120)]
     for path in written:
         log(f"wrote {path}")
