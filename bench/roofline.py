@@ -168,7 +168,7 @@ def run_stage(name, model, images, labels, model_name, device):
         fit = auto_rows(model, images.shape[1:], device, grad=False)
         batch = rows = whole_curves(fit) if fit else default_batch_size(device)
     else:
-        batch = method_batch_size(name, model_name)
+        batch = method_batch_size(name, model_name, device)
         rows = auto_rows(model, images.shape[1:], device, grad=True,
                          rows_per_unit=saliency_zoo.get_method(name).rows_per_unit)
     counter = PassCounter(model)

@@ -92,7 +92,7 @@ def run(run: Run):
     if existing_output_matches(out, len(images)):
         print(f"{out} exists; not recomputed")
         return
-    batch_size = run.batch_size or default_batch_size(run.method, run.model)
+    batch_size = run.batch_size or default_batch_size(run.method, run.model, device)
     # published groups are global indices // G: batches (and so chunks and shards) hold whole groups
     coupling = {}
     if group is not None:

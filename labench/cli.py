@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from saliency import SaliencyError, get_method
 from saliency.saliency_zoo import PAPER_ORDER
 
@@ -18,6 +20,7 @@ from .randomisation import randomised_model
 from .run import Run
 from .runtime import RUNTIMES
 
+CPU_BATCH = 16  # images per call on a CPU by default: a chunk (the unit of resume) of minutes
 DEFAULT = Run()  # the default of every flag that sets a field of the run
 LA_DEFAULTS = get_method("la").defaults  # the flags of LA's file parameters default to its declaration
 SEEDED_METHODS = [m for m in PAPER_ORDER if get_method(m).seeded]  # maps that depend on --seed
@@ -57,7 +60,8 @@ def add_common_arguments(parser):
                              "file names when not 0: random_seed<N> for random weights, else -seed<N> for the "
                              f"methods whose maps depend on it ({', '.join(SEEDED_METHODS)})")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
-    parser.add_argument("--batch_size", type=int, default=None, help="images per call (default: the published size)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help=f"images per call (default: the published size; at most {CPU_BATCH} on a CPU)")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     for name in FLAG_MODE_NAMES:
@@ -225,11 +229,14 @@ def bf16_maps(run: Run) -> bool:
     return run.amp and method_of(run).amp_maps
 
 
-def default_batch_size(method, model):
+def default_batch_size(method, model, device="cuda"):
     """The published batch size (halved for maxvit_t, except eg), but at least 8 images: the
     published batch of 1 for fast_ig, guided_ig and big only starved the device, and maps do not
-    depend on the batch."""
-    return max(published_batch(method, model), 8)
+    depend on the batch. On a CPU at most CPU_BATCH: rows per model call are capped separately
+    (--max_rows), so a larger batch only made the unit of resume (a chunk of whole batches) longer:
+    LA's 64 images were one hour-long chunk at one thread."""
+    size = max(published_batch(method, model), 8)
+    return min(size, CPU_BATCH) if torch.device(device).type == "cpu" else size
 
 
 def published_group(run: Run):

@@ -66,6 +66,9 @@ def test_registry_published_groups():
     sm = cli.attribution_parser().parse_args(["--published", "--attr_method", "sm", "--model", "resnet50"])
     assert cli.published_group(sm) is None
     assert cli.default_batch_size("la", "maxvit_t") == 32 and cli.default_batch_size("big", "resnet50") == 8
+    # on a CPU at most CPU_BATCH (16) images a call, so a chunk is minutes; a published group stays whole
+    assert [cli.default_batch_size(m, "resnet50", "cpu") for m in ["la", "deeplift", "big"]] == [16, 8, 8]
+    assert cli.published_batch_size(cli.default_batch_size("la", "resnet50", "cpu"), 64) == 64
 
 
 def test_attribute_passes_published_through():
