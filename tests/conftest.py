@@ -5,6 +5,7 @@ here is built from its own seed without touching that state (labench.models.seed
 test's numbers do not depend on which tests ran before it."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import torch.nn as nn
 from labench.models import Normalize, seeded_init
 
 ROOT = Path(__file__).resolve().parents[1]
+# A local copy of the published evaluation set for the few tests that check the real files (they
+# skip without it): LABENCH_PUBLISHED_SET names a folder holding visualized_imgs/, label_batch.pt
+# and the published imagenet_class_index.json (README "The four steps" names their source).
+PUBLISHED_SET = Path(os.environ["LABENCH_PUBLISHED_SET"]) if os.environ.get("LABENCH_PUBLISHED_SET") else None
 
 
 # small settings so that every method runs in seconds on a tiny CNN

@@ -45,7 +45,7 @@ def attack_one(model, x, t, eps, num_steps, alpha):
 
 
 def boundary_one(model, x, t, epsilons, num_steps, alpha):
-    """SPEC: every attack in order; the first that flips the argmax, else the first one's point."""
+    """docs/PROTOCOL.md: every attack in order; the first that flips the argmax, else the first one's point."""
     runs = [attack_one(model, x, t, eps, num_steps, alpha) for eps in epsilons]
     for j, (point, flipped) in enumerate(runs):
         if flipped:

@@ -12,11 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, load_script
+from conftest import PUBLISHED_SET, ROOT, load_script
 from labench.data import (CHECKSUMS_PATH, build_dataset, cached_pixels, describe_evaluation_set, load_dataset,
                           read_checksums, write_checksums)
 
-SHARED_SET = ROOT.parent / "shared" / "imagenet-1000"
 LABELS = [5, 17, 999, 0, 17]
 
 
@@ -180,15 +179,15 @@ def test_shipped_checksum_file_is_small_and_consistent():
     assert len(sums["images"]) == len(sums["labels"]) == 1000 and sums["image_shape"] == [224, 224, 3]
 
 
-@pytest.mark.skipif(not SHARED_SET.exists(), reason="no local copy of the published evaluation set")
+@pytest.mark.skipif(PUBLISHED_SET is None, reason="LABENCH_PUBLISHED_SET names no local copy of the published set")
 def test_shipped_checksum_file_matches_the_published_images(tmp_path, capsys):
     sums = read_checksums()
-    labels = torch.load(SHARED_SET / "label_batch.pt", weights_only=True)
+    labels = torch.load(PUBLISHED_SET / "label_batch.pt", weights_only=True)
     assert sums["labels"] == labels.tolist()
     first = tmp_path / "first50"
     first.mkdir()
     for i in range(50):
-        shutil.copy(SHARED_SET / "visualized_imgs" / f"{i}.png", first)
+        shutil.copy(PUBLISHED_SET / "visualized_imgs" / f"{i}.png", first)
         assert png_digest(first / f"{i}.png") == sums["images"][i]
     torch.save(labels[:50].clone(), first / "label_batch.pt")
     build_dataset(first, tmp_path / "data")

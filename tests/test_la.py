@@ -9,7 +9,7 @@ from saliency.core.common import image_generator
 
 
 def la_one_image(model, x, classes, spatial_range, max_iter, c=None):
-    """SPEC's LA for one image [3,H,W], written as plainly as possible: one run at a time.
+    """docs/PROTOCOL.md's LA for one image [3,H,W], written as plainly as possible: one run at a time.
     c: the explained class (default the argmax)."""
     if c is None:
         with torch.no_grad():

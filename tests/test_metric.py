@@ -1,4 +1,4 @@
-"""Insertion/Deletion against a naive NumPy implementation of SPEC."""
+"""Insertion/Deletion against a naive NumPy implementation of docs/PROTOCOL.md."""
 import math
 
 import numpy as np
@@ -11,7 +11,7 @@ from saliency import probability_model
 
 
 def naive_curves(prob_model, images, maps, n_steps=224):
-    """SPEC written literally: per image, per step, a NumPy copy of the image with values moved."""
+    """docs/PROTOCOL.md written literally: per image, per step, a NumPy copy of the image with values moved."""
     ins, dele = [], []
     for img, sal in zip(images.numpy(), maps.numpy()):
         order = np.flip(np.argsort(sal.ravel(), kind="stable"))

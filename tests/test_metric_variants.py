@@ -1,4 +1,4 @@
-"""Insertion/Deletion options (substrate, order, ties) against a naive NumPy oracle of SPEC."""
+"""Insertion/Deletion options (substrate, order, ties) against a naive NumPy oracle of docs/PROTOCOL.md."""
 import math
 
 import numpy as np

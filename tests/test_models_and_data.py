@@ -10,11 +10,10 @@ from PIL import Image
 from labench import data, models
 from saliency import probability_model
 from labench.data import build_dataset
-from conftest import ROOT
+from conftest import PUBLISHED_SET, ROOT
 from labench.errors import UserError
 from labench.models import load_model
 
-SHARED_INDEX = ROOT.parent / "shared" / "imagenet-1000" / "imagenet_class_index.json"
 
 
 def test_offline_model_loads_strictly_with_its_own_normalisation(lite0):
@@ -74,10 +73,10 @@ def test_class_index_is_rebuilt_from_installed_packages():
     assert data.class_names()[281] == "tabby"
 
 
-@pytest.mark.skipif(not SHARED_INDEX.exists(), reason="shared reference copy not present")
+@pytest.mark.skipif(PUBLISHED_SET is None, reason="LABENCH_PUBLISHED_SET names no local copy of the published set")
 def test_class_index_agrees_with_the_reference_copy():
     ours = json.loads((ROOT / "imagenet_class_index.json").read_text())
-    reference = json.loads(SHARED_INDEX.read_text())
+    reference = json.loads((PUBLISHED_SET / "imagenet_class_index.json").read_text())
     assert [ours[str(i)][0] for i in range(1000)] == [reference[str(i)][0] for i in range(1000)]
     differing = [i for i in range(1000) if ours[str(i)][1] != reference[str(i)][1]]
     assert differing == [134, 639]  # torchvision disambiguates the two duplicated names (crane, maillot)

@@ -1,5 +1,5 @@
 """published=True of la, agi, deeplift and eg against literal oracles of the published code
-(SPEC "As published"): each oracle runs one group as the published batch, in plain loops."""
+(docs/PROTOCOL.md "As published"): each oracle runs one group as the published batch, in plain loops."""
 import numpy as np
 import pytest
 import torch

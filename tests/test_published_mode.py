@@ -1,5 +1,5 @@
 """--published end to end: naming, groups by global index, resume, the metric's tie order, the
-grid and the tables (SPEC "As published"). The numerics are tests/test_published_methods.py's."""
+grid and the tables (docs/PROTOCOL.md "As published"). The numerics are tests/test_published_methods.py's."""
 import subprocess
 
 import numpy as np

@@ -13,9 +13,9 @@ from saliency import saliency_zoo
 from saliency import SaliencyError
 from saliency.core.params import COUNT, NonEmptyList, Param, Range, protocol
 
-# SPEC "Which output each method explains": parameter defaults, the model each method is given,
-# and the published images per call (SPEC "Reference batch sizes").
-SPEC_TABLE = {
+# docs/PROTOCOL.md "Which output each method explains": parameter defaults, the model each method is given,
+# and the published images per call (docs/PROTOCOL.md "Reference batch sizes").
+PROTOCOL_TABLE = {
     "la": ({"spatial_range": 20, "max_iter": 20, "sampling_times": 20}, "logit", 64),
     "agi": ({"step_size": 0.05, "max_iter": 20, "topk": 20}, "logit", 64),
     "attexplore": ({"epsilon": 16 / 255, "num_steps": 10, "num_samples": 20}, "logit", 4),
@@ -35,7 +35,7 @@ SMALL = SMALL_SETTINGS
 
 
 def test_all_twelve_are_registered_and_built():
-    assert sorted(saliency_zoo.ZOO) == sorted(SPEC_TABLE)
+    assert sorted(saliency_zoo.ZOO) == sorted(PROTOCOL_TABLE)
     assert saliency_zoo.built_methods() == saliency_zoo.PAPER_ORDER
 
 
@@ -47,9 +47,9 @@ def test_runtime_properties():
     assert saliency_zoo.get_method("la").takes("predicted") and not saliency_zoo.get_method("sm").takes("predicted")
 
 
-@pytest.mark.parametrize("name", sorted(SPEC_TABLE))
+@pytest.mark.parametrize("name", sorted(PROTOCOL_TABLE))
 def test_published_defaults_model_and_batch(name):
-    defaults, model, batch = SPEC_TABLE[name]
+    defaults, model, batch = PROTOCOL_TABLE[name]
     method = saliency_zoo.get_method(name)
     assert method.defaults == defaults
     assert method.model == model
@@ -189,7 +189,7 @@ def test_the_range_messages():
 
 
 def test_published_batch_is_a_model_rule_outside_the_library():
-    """SPEC "As published": maxvit_t ran half the reference batch, except eg."""
+    """docs/PROTOCOL.md "As published": maxvit_t ran half the reference batch, except eg."""
     assert {m: published_batch(m, "resnet50") for m in ["la", "agi", "deeplift", "eg", "big"]} == {
         "la": 64, "agi": 64, "deeplift": 4, "eg": 4, "big": 1}
     assert {m: published_batch(m, "maxvit_t") for m in ["la", "agi", "deeplift", "eg", "big"]} == {
