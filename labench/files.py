@@ -37,6 +37,16 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on `path`.lock for the block: one writer at a time among processes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def check_output_folder(folder, needed_bytes=0, flag="--prefix"):
     """Refuse, before any work and without creating anything, an output folder that cannot be
     created or written, or whose disk lacks `needed_bytes` (plus a 5% margin)."""
@@ -122,10 +132,8 @@ def upsert_csv_row(csv_path, row: dict):
     writers lose nothing and a reader never sees half a file.
     """
     csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
     row = {k: str(row[k]) for k in CSV_COLUMNS}
-    with open(csv_path.with_name(csv_path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(csv_path):
         rows = [r for r in read_results(csv_path) if [r.get(k) for k in CSV_KEY] != [row[k] for k in CSV_KEY]]
         rows.append(row)
         with atomic_path(csv_path) as tmp:

@@ -23,7 +23,7 @@ from . import attributions, grid, scoring
 from .cli import SEEDED_METHODS, checked_methods
 from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
-from .files import atomic_path, check_output_folder
+from .files import atomic_path, check_output_folder, locked
 from .identity import metric_variants
 from .models import DEFAULT_MODEL, resolve_device
 from .run import Run
@@ -81,18 +81,25 @@ def plan(request: Request):
 
 
 class Timings:
-    """Seconds spent per stage, kept in <out>/timings.json across resumed runs."""
+    """Seconds spent per stage, kept in <out>/timings.json across resumed runs and shared by reports
+    of other models writing into the same --out at the same time (each adds its stage under a lock)."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.seconds = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.seconds = self._read()
+
+    def _read(self):
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def run(self, stage, work):
         start = time.perf_counter()
         work()
-        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 1)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(self.seconds, indent=1, sort_keys=True))
+        elapsed = time.perf_counter() - start
+        with locked(self.path):
+            self.seconds = self._read()
+            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + elapsed, 1)
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps(self.seconds, indent=1, sort_keys=True))
 
 
 def run(request: Request, log=print):

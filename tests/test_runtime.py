@@ -97,13 +97,15 @@ def test_resnet50_logits_and_curves_equal_eager(runtime, resnet50_random):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50", "maxvit_t", "inception_v3", "vgg16"])
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50",
+                                  "maxvit_t", "inception_v3", "vgg16"])
 def test_every_architecture_at_224_equals_eager(runtime, name):
-    """At the evaluation size (maxvit_t needs 224; inception_v3 resizes to its 299 inside); random
-    weights except the offline efficientnet_lite0 (efficientnet_lite1/2 are not in the model table)."""
+    """At the evaluation size (maxvit_t needs 224; inception_v3 and efficientnet_lite1/2 resize to
+    their 299, 240 and 260 inside); the offline efficientnets' packaged weights, random elsewhere."""
     needs(runtime)
     torch.manual_seed(0)
-    assert_equal_function(runtime, load_model(name, weights="default" if name == "efficientnet_lite0" else "random"), 224)
+    offline = name.startswith("efficientnet_lite")
+    assert_equal_function(runtime, load_model(name, weights="default" if offline else "random"), 224)
 
 
 # ---------------------------------------------------------------- the fixed shape

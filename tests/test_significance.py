@@ -358,3 +358,39 @@ def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tm
     assert np.allclose(variant["del_curve"], direct["del"].numpy(), atol=1e-6)
     rows = (tmp_path / "results.csv").read_text()
     assert "efficientnet_lite0-substrate_blur-order_pixel,sm," in rows
+
+
+def test_models_with_different_image_counts_agree_on_their_common_images(tmp_path):
+    """lite0 kept on 64 images beside models run on 32 (one --out, then --tables_only across all):
+    each model's table uses its own images, the agreement of two models the first n both scored."""
+    rng = np.random.default_rng(1)
+    long = {m: (rng.uniform(0, 1, N), rng.uniform(0, 1, N)) for m in ("la", "ig", "sm")}
+    short = {m: (rng.uniform(0, 1, 10), rng.uniform(0, 1, 10)) for m in ("la", "ig", "sm")}
+    (tmp_path / "scores").mkdir()
+    for model, methods in (("a", long), ("b", short)):
+        for method, (ins, dele) in methods.items():
+            add_row(tmp_path, OutputId.make(model, method), ins, dele)
+    per_image = significance.collect(significance.load_results(tmp_path / "results.csv"), tmp_path / "scores",
+                                     {"a": (20, 20, 20), "b": (20, 20, 20)})
+    stats = analysis.statistics(per_image)
+    assert {(c.model, c.n) for c in stats.cells} == {("a", N), ("b", 10)}
+    [across] = stats.across
+    tau = across.agreement[INSERTION][("a", "b")]
+    first = {m: {g: v[k][:10] for k, g in enumerate(GAMES)} for m, v in long.items()}
+    second = {m: {g: v[k] for k, g in enumerate(GAMES)} for m, v in short.items()}
+    expected = analysis.agreement(analysis._common(first, list(long), INSERTION, 10),
+                                  analysis._common(second, list(short), INSERTION, 10), True)
+    assert tau.n == 10 and (tau.tau, tau.low, tau.high) == pytest.approx((expected.tau, expected.low, expected.high))
+
+
+def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
+    """Two report processes (say lite1 and lite2) writing into one --out: neither loses the other's
+    seconds, and a stage run twice adds up."""
+    from labench.report import Timings
+
+    first, second = Timings(tmp_path / "timings.json"), Timings(tmp_path / "timings.json")
+    first.run("maps a la", lambda: None)
+    second.run("maps b la", lambda: None)
+    first.run("maps a la", lambda: None)
+    seconds = Timings(tmp_path / "timings.json").seconds
+    assert set(seconds) == {"maps a la", "maps b la"} and first.seconds == seconds
