@@ -143,8 +143,8 @@ def compute(request, methods, variants, variant_images, base, timings, log):
     models = [(model, request.weights) for model in request.models]
     settings = {param: (value,) for param, value in request.settings}
 
-    def stage(run, *words):  # a stage names its model when the report has several
-        return " ".join([*words[:1], *([run.model] if len(models) > 1 else []), *words[1:], run.method])
+    def stage(run, *words):  # named with its model: reports of other models may share timings.json
+        return " ".join([*words[:1], run.model, *words[1:], run.method])
 
     for maps in grid.expand(models, methods, settings, base=replace(base, limit=request.images)):
         log(f"== maps: {maps.model} {maps.method}")

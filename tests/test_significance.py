@@ -265,7 +265,8 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
             "3", "--device", "cpu", "--out", "rep"]
     load_script("report").main(argv)
     readme = (tmp_path / "rep" / "README.md").read_text()
-    assert "first 2 images" in readme and "variants blur on the first 2" in readme and "| maps la |" in readme
+    assert "first 2 images" in readme and "variants blur on the first 2" in readme
+    assert "| maps efficientnet_lite0 la |" in readme
     assert "Kendall tau vs paper" in readme and "mean AUC [95% bootstrap CI]" in readme
     assert "on the 1 of 2 images whose prediction is the label" in readme and "seed reruns: none" in readme
     assert "rank (1 = best)" in readme and "baseline by baseline" in readme
@@ -276,7 +277,7 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
     before = (tmp_path / "rep" / "timings.json").read_text()
     load_script("report").main(argv)  # everything on disk: nothing recomputed
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
-    assert before.count("maps la") == 1
+    assert before.count("maps efficientnet_lite0 la") == 1
     load_script("report").main([*argv, "--methods", "la", "sm", "ig", "--tables_only"])  # computes nothing
     assert not list((tmp_path / "rep" / "attributions").glob("*_ig_*"))
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
