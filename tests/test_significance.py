@@ -395,3 +395,21 @@ def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
     first.run("maps a la", lambda: None)
     seconds = Timings(tmp_path / "timings.json").seconds
     assert set(seconds) == {"maps a la", "maps b la"} and first.seconds == seconds
+
+
+def test_printed_comparisons_check_out_for_a_reader(hand_run):
+    """Every 'LA minus each method' table as printed: Holm p from the table's own raw p-values, and
+    no interval or Holm p that contradicts its verdict (tests/printed.py reads the Markdown)."""
+    from printed import comparison_tables, holm, problems
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    folder, _, _ = hand_run
+    text, _ = significance.write_statistics(folder / "results.csv", folder / "scores", folder / "tables")
+    tables = comparison_tables(text)
+    assert [len(t) for t in tables] == [2, 2, 2, 2]  # paper and blur, insertion and deletion: IG and SM each
+    assert {row["LA is"] for t in tables for row in t} >= {"better", "n.s."}
+    assert [problems(t) for t in tables] == [[], [], [], []]
+    broken = [dict(row) for row in tables[0]]
+    broken[0]["p (Holm)"] = broken[0]["p (sign-flip)"]  # unadjusted: a reader sees it
+    broken[1]["LA is"] = "n.s." if broken[1]["LA is"] != "n.s." else "better"
+    assert len(problems(broken)) >= 2
