@@ -39,11 +39,14 @@ def main(argv=None):
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
     parser.add_argument("--tables_only", action="store_true",
                         help="compute nothing: the tables and README from what --out already holds")
+    parser.add_argument("--results", default=None, metavar="DOCUMENT",
+                        help="also write the README into DOCUMENT between its two marker lines, keeping its prose "
+                             "(docs/RESULTS.md; a new file holds the report alone)")
     flags = parser.parse_args(argv)
     report.run(report.Request(**benchmark_fields(flags, several_models=True), variant_images=flags.variant_images,
                               variants=tuple(flags.variants), runtime=flags.runtime, out=flags.out,
                               tables_only=flags.tables_only, seed_reruns=tuple(dict.fromkeys(flags.seed_reruns)),
-                              seed_images=flags.seed_images))
+                              seed_images=flags.seed_images, results=flags.results))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Request:
     tables_only: bool = False
     seed_reruns: tuple = ()  # other seeds for the methods whose maps depend on the seed
     seed_images: int = 16  # ... on the first S images
+    results: str | None = None  # a document whose marked block gets the README (docs/RESULTS.md)
 
     @property
     def rerun_methods(self) -> list:
@@ -75,6 +76,8 @@ def plan(request: Request):
     if request.seed_reruns and request.weights == "random":
         raise UserError("--seed_reruns needs fixed weights: with --weights random the seed draws the weights too "
                         "(use a checkpoint, or drop --seed_reruns)")
+    if request.results and Path(request.results).exists():  # before hours of work, not after
+        marked_block(request.results, Path(request.results).read_text())
     if request.variant_images and request.variant_images > request.images:
         raise UserError(f"--variant_images ({request.variant_images}) cannot exceed --images ({request.images})")
     return methods, list(dict.fromkeys(request.variants))
@@ -128,7 +131,38 @@ def run(request: Request, log=print):
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
                           time.perf_counter() - started, written + stats_written)
     log(f"wrote {readme}")
+    if request.results:
+        log(f"wrote {publish(readme.read_text(), request.results)}")
     return readme
+
+
+BEGIN = "<!-- begin: written by report.py --results; edit outside this block -->"
+END = "<!-- end: written by report.py --results -->"
+
+
+def marked_block(path, text):
+    """(start of BEGIN, start of END) in a document meant for --results; the fix if they are not there."""
+    start, end = text.find(BEGIN), text.find(END)
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or end < start:
+        raise UserError(f"{path} needs the line {BEGIN} and, below it, the line {END} once each: add them "
+                        "where the report's tables go, or name a new file with --results")
+    return start, end
+
+
+def publish(readme: str, path) -> Path:
+    """The report (its headings one level down) into `path` between the lines BEGIN and END, the
+    rest of the document (its prose) kept as it is; a new document holds the block alone."""
+    path = Path(path)
+    block = "\n".join([BEGIN, *(f"#{line}" if line.startswith("#") else line for line in readme.splitlines()), END])
+    if not path.exists():
+        text = block + "\n"
+    else:
+        text = path.read_text()
+        start, end = marked_block(path, text)
+        text = text[:start] + block + text[end + len(END):]
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
 
 
 def reruns_csv(out) -> Path:

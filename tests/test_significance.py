@@ -413,3 +413,29 @@ def test_printed_comparisons_check_out_for_a_reader(hand_run):
     broken[0]["p (Holm)"] = broken[0]["p (sign-flip)"]  # unadjusted: a reader sees it
     broken[1]["LA is"] = "n.s." if broken[1]["LA is"] != "n.s." else "better"
     assert len(problems(broken)) >= 2
+
+
+def test_results_document_gets_the_report_between_its_markers(tmp_path):
+    """--results: the README into a document's marked block, headings one level down, the prose
+    around it kept; a document without the markers is refused before any work, naming the fix."""
+    from labench import report
+    from labench.errors import UserError
+
+    readme = "# Report: m, 2 evaluation images\n\n- data\n\n## Seed spread\n\n| a | b |\n"
+    new = report.publish(readme, tmp_path / "new.md")
+    assert new.read_text() == f"{report.BEGIN}\n## Report: m, 2 evaluation images\n\n- data\n\n### Seed spread\n\n" \
+                              f"| a | b |\n{report.END}\n"
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Results\n\nProse before.\n\n{report.BEGIN}\nold tables\n{report.END}\n\nProse after.\n")
+    report.publish(readme, doc)
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nProse before.\n\n" + report.BEGIN)
+    assert text.endswith(report.END + "\n\nProse after.\n")
+    assert "old tables" not in text and "### Seed spread" in text
+    report.publish(readme.replace("- data", "- other data"), doc)  # again: one block, replaced
+    assert doc.read_text().count(report.BEGIN) == 1 and "- other data" in doc.read_text()
+    unmarked = tmp_path / "prose.md"
+    unmarked.write_text("# Results\n\nno markers\n")
+    with pytest.raises(UserError, match="add them where the report's tables go"):
+        report.plan(report.Request(results=str(unmarked)))
+    assert unmarked.read_text() == "# Results\n\nno markers\n"
