@@ -49,7 +49,8 @@ def assert_same_logits(model, copy, images):
 
 def assert_same_curves(model, copy, images, rows=4):
     """The metric's curves (both games) on the images' own sm maps, eager against the copy: each
-    image's AUC to 1e-6, each curve point (a probability) to 1e-5 x max(1, the largest logit): the
+    image's AUC to 2e-6 (eager's own change between thread counts, below; ONNX Runtime moved one
+    AUC of efficientnet_lite1 at 224 by 1.03e-6), each curve point (a probability) to 1e-5 x max(1, the largest logit): the
     logit check allows 1e-5 of the largest logit, and a softmax moves by at most half its logits'
     change. Logits 2e-6 apart (relative) move a probability near 0.5 by a few 1e-6; eager PyTorch
     itself moves curve points by 1.5e-6 between 1 and 2 threads on the sample photos
@@ -58,7 +59,7 @@ def assert_same_curves(model, copy, images, rows=4):
     eager = scored_records(images, maps, model, rows)
     other = scored_records(images, maps, model, rows, curves_model=copy)
     assert np.array_equal(other["class"], eager["class"])
-    assert np.abs(curve_aucs(other["curves"]) - curve_aucs(eager["curves"])).max() <= 1e-6
+    assert np.abs(curve_aucs(other["curves"]) - curve_aucs(eager["curves"])).max() <= 2e-6
     with torch.inference_mode():
         largest = float(model(images).abs().max())
     assert np.abs(other["curves"] - eager["curves"]).max() <= 1e-5 * max(1.0, largest)
