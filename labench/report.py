@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 from saliency import PAPER_ORDER, get_method
+from saliency.metric import GAMES
 
 from . import attributions, grid, scoring
+from .analysis import PAPER
 from .cli import SEEDED_METHODS, checked_methods
 from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
@@ -27,7 +29,7 @@ from .files import atomic_path, check_output_folder, locked
 from .identity import metric_variants
 from .models import DEFAULT_MODEL, resolve_device
 from .run import Run
-from .significance import write_statistics
+from .significance import collect_results, write_statistics
 from .tables import write_tables
 
 
@@ -129,7 +131,7 @@ def run(request: Request, log=print):
     _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True,
                                         reruns_csv=reruns_csv(out), labels=labels[: request.images])
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
-                          time.perf_counter() - started, written + stats_written)
+                          time.perf_counter() - started, written + stats_written, scored_images(base, request.models))
     log(f"wrote {readme}")
     if request.results:
         log(f"wrote {publish(readme.read_text(), request.results)}")
@@ -163,6 +165,20 @@ def publish(readme: str, path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+def scored_images(base: Run, models) -> dict:
+    """{model: the images of its paper's-metric rows}, as the tables read them: models run into one
+    --out with their own --images (then tabled together) differ from the report's --images."""
+    if not Path(base.csv_path).exists():
+        return {}
+    per_image = collect_results(base.csv_path, base.scores_dir)
+    found = {}
+    for tag, methods in per_image.values.items():
+        model = per_image.outputs[tag].model
+        if model in models and per_image.protocol(tag) == PAPER:
+            found[model] = max([found.get(model, 0), *(len(v[GAMES[0]]) for v in methods.values())])
+    return found
 
 
 def reruns_csv(out) -> Path:
@@ -247,9 +263,11 @@ def seed_line(request: Request) -> str:
                else ""))
 
 
-def write_readme(request: Request, methods, variants, variant_images, device, seconds, elapsed, written):
+def write_readme(request: Request, methods, variants, variant_images, device, seconds, elapsed, written,
+                 scored=None):
     out = Path(request.out)
     models = ", ".join(request.models)
+    differ = {m: n for m, n in (scored or {}).items() if n != request.images}
     lines = [
         f"# Report: {models}, {request.images} evaluation images",
         "",
@@ -257,6 +275,8 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         "",
         f"- model{'s' if len(request.models) > 1 else ''}: {', '.join(f'`{m}`' for m in request.models)}, weights "
         f"`{request.weights}`; data: first {request.images} images of `{request.data_dir}`",
+        *([f"- images per model (each ran with its own --images into this --out): "
+           + ", ".join(f"{m} {scored[m]}" for m in request.models if m in scored)] if differ else []),
         f"- evaluation set: {describe_evaluation_set(request.data_dir, request.images)}",
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",

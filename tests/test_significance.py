@@ -382,6 +382,18 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     expected = analysis.agreement(analysis._common(first, list(long), INSERTION, 10),
                                   analysis._common(second, list(short), INSERTION, 10), True)
     assert tau.n == 10 and (tau.tau, tau.low, tau.high) == pytest.approx((expected.tau, expected.low, expected.high))
+    # the report's README names each model's images when they differ from its --images
+    import torch
+
+    from labench import report
+    from labench.run import Run
+
+    scored = report.scored_images(Run(csv_path=tmp_path / "results.csv", scores_dir=tmp_path / "scores"), ("a", "b"))
+    assert scored == {"a": N, "b": 10}
+    evaluation_set(tmp_path, [1, 2])
+    request = report.Request(models=("a", "b"), images=N, out=str(tmp_path / "rep"), data_dir=str(tmp_path / "data"))
+    readme = report.write_readme(request, ["la"], [], N, torch.device("cpu"), {}, 0.0, [], scored).read_text()
+    assert f"- images per model (each ran with its own --images into this --out): a {N}, b 10" in readme
 
 
 def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
