@@ -131,7 +131,8 @@ def run(request: Request, log=print):
     _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True,
                                         reruns_csv=reruns_csv(out), labels=labels[: request.images])
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
-                          time.perf_counter() - started, written + stats_written, scored_images(base, request.models))
+                          time.perf_counter() - started, written + stats_written,
+                          scored_images(base, request.models) if request.tables_only else {})
     log(f"wrote {readme}")
     if request.results:
         log(f"wrote {publish(readme.read_text(), request.results)}")
@@ -168,8 +169,8 @@ def publish(readme: str, path) -> Path:
 
 
 def scored_images(base: Run, models) -> dict:
-    """{model: the images of its paper's-metric rows}, as the tables read them: models run into one
-    --out with their own --images (then tabled together) differ from the report's --images."""
+    """{model: the images of its paper's-metric rows}, as the tables read them. Only a --tables_only
+    run needs it: models run into one --out with their own --images, then tabled together."""
     if not Path(base.csv_path).exists():
         return {}
     per_image = collect_results(base.csv_path, base.scores_dir)
@@ -267,7 +268,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
                  scored=None):
     out = Path(request.out)
     models = ", ".join(request.models)
-    differ = {m: n for m, n in (scored or {}).items() if n != request.images}
+    scored = scored or {}
     lines = [
         f"# Report: {models}, {request.images} evaluation images",
         "",
@@ -276,7 +277,8 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         f"- model{'s' if len(request.models) > 1 else ''}: {', '.join(f'`{m}`' for m in request.models)}, weights "
         f"`{request.weights}`; data: first {request.images} images of `{request.data_dir}`",
         *([f"- images per model (each ran with its own --images into this --out): "
-           + ", ".join(f"{m} {scored[m]}" for m in request.models if m in scored)] if differ else []),
+           + ", ".join(f"{m} {scored[m]}" for m in request.models if m in scored)]
+          if any(n != request.images for n in scored.values()) else []),
         f"- evaluation set: {describe_evaluation_set(request.data_dir, request.images)}",
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
