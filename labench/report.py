@@ -21,7 +21,7 @@ from saliency import PAPER_ORDER, get_method
 from saliency.metric import GAMES
 
 from . import attributions, grid, scoring
-from .analysis import PAPER
+from .analysis import PAPER, protocol_of
 from .cli import SEEDED_METHODS, checked_methods
 from .data import describe_evaluation_set, load_dataset
 from .errors import UserError
@@ -132,7 +132,7 @@ def run(request: Request, log=print):
                                         reruns_csv=reruns_csv(out), labels=labels[: request.images])
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
                           time.perf_counter() - started, written + stats_written,
-                          scored_images(base, request.models) if request.tables_only else {})
+                          scored_images(base, request.models, reruns_csv(out)) if request.tables_only else {})
     log(f"wrote {readme}")
     if request.results:
         log(f"wrote {publish(readme.read_text(), request.results)}")
@@ -168,18 +168,41 @@ def publish(readme: str, path) -> Path:
     return path
 
 
-def scored_images(base: Run, models) -> dict:
-    """{model: the images of its paper's-metric rows}, as the tables read them. Only a --tables_only
-    run needs it: models run into one --out with their own --images, then tabled together."""
-    if not Path(base.csv_path).exists():
-        return {}
-    per_image = collect_results(base.csv_path, base.scores_dir)
+def scored_images(base: Run, models, reruns=None) -> dict:
+    """{model: {what: images}} as the tables read them (the most images over its methods); what is
+    'paper', a metric variant's short name (report.py --variants) or 'seed N' for the reruns in
+    `reruns`. Only a --tables_only run needs it: models run into one --out, each with its own
+    --images, --variants and --seed_reruns, then tabled together."""
+    short = {mode: name for name, mode in metric_variants().items()}
     found = {}
-    for tag, methods in per_image.values.items():
-        model = per_image.outputs[tag].model
-        if model in models and per_image.protocol(tag) == PAPER:
-            found[model] = max([found.get(model, 0), *(len(v[GAMES[0]]) for v in methods.values())])
+    for csv, rerun in ((base.csv_path, False), (reruns, True)):
+        if csv is None or not Path(csv).exists():
+            continue
+        per_image = collect_results(csv, base.scores_dir)
+        for tag, methods in per_image.values.items():
+            out = per_image.outputs[tag]
+            (model, _, other_modes, seed), protocol = protocol_of(out)
+            if model not in models or other_modes:  # a -published or -fast row is not the report's
+                continue
+            what = f"seed {seed}" if rerun else short.get(protocol, protocol)
+            images = max(len(v[GAMES[0]]) for v in methods.values())
+            ran = found.setdefault(model, {})
+            ran[what] = max(ran.get(what, 0), images)
     return found
+
+
+def planned_images(request: Request, variants, variant_images) -> dict:
+    """{what: images} as the request plans them for each model (scored_images' keys)."""
+    return {PAPER: request.images, **{v: variant_images for v in variants},
+            **{f"seed {s}": request.seed_images for s in request.seed_reruns}}
+
+
+def per_model_line(models, scored) -> str:
+    def ran(what, n):
+        return f"the paper's metric on {n} images" if what == PAPER else f"{what} on {n}"
+
+    return ("- what each model ran (each with its own command into this --out): "
+            + "; ".join(f"{m}: " + ", ".join(ran(w, n) for w, n in scored[m].items()) for m in models if m in scored))
 
 
 def reruns_csv(out) -> Path:
@@ -267,25 +290,32 @@ def seed_line(request: Request) -> str:
 def write_readme(request: Request, methods, variants, variant_images, device, seconds, elapsed, written,
                  scored=None):
     out = Path(request.out)
-    models = ", ".join(request.models)
-    scored = scored or {}
+    planned = planned_images(request, variants, variant_images)
+    differs = any(ran != planned for ran in (scored or {}).values())  # models run apart, then tabled together
+    if differs:
+        title = ", ".join(f"{m} ({scored[m].get(PAPER, 0)} images)" for m in request.models if m in scored)
+        data = f"the first images of `{request.data_dir}`, as many as the next line says"
+        scope = " (which model, on how many images: 'what each model ran' above)"
+    else:
+        title = f"{', '.join(request.models)}, {request.images} evaluation images"
+        data = f"first {request.images} images of `{request.data_dir}`"
+        scope = ""
     lines = [
-        f"# Report: {models}, {request.images} evaluation images",
+        f"# Report: {title}",
         "",
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(['report.py', *sys.argv[1:]])}`.",
         "",
         f"- model{'s' if len(request.models) > 1 else ''}: {', '.join(f'`{m}`' for m in request.models)}, weights "
-        f"`{request.weights}`; data: first {request.images} images of `{request.data_dir}`",
-        *([f"- images per model (each ran with its own --images into this --out): "
-           + ", ".join(f"{m} {scored[m]}" for m in request.models if m in scored)]
-          if any(n != request.images for n in scored.values()) else []),
+        f"`{request.weights}`; data: {data}",
+        *([per_model_line(request.models, scored)] if differs else []),
         f"- evaluation set: {describe_evaluation_set(request.data_dir, request.images)}",
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
-        f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps) on {request.images} images"
-        + (f"; variants {', '.join(variants)} on the first {variant_images}" if variants else "")
+        f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps)"
+        + (scope or f" on {request.images} images")
+        + (f"; variants {', '.join(variants)}" + (scope or f" on the first {variant_images}") if variants else "")
         + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else ""),
-        seed_line(request),
+        seed_line(request) + (scope if request.seed_reruns else ""),
         "- statistics (docs/PROTOCOL.md \"Statistics\"): BCa bootstrap 95% intervals over images (10,000 resamples, "
         "seed 0); LA against each method: the mean difference, its paired sign-flip permutation test, Holm-corrected "
         "over the comparisons of one table (one model, game, metric protocol and mode), and the interval that inverts "

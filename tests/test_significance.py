@@ -382,18 +382,35 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     expected = analysis.agreement(analysis._common(first, list(long), INSERTION, 10),
                                   analysis._common(second, list(short), INSERTION, 10), True)
     assert tau.n == 10 and (tau.tau, tau.low, tau.high) == pytest.approx((expected.tau, expected.low, expected.high))
-    # the report's README names each model's images when they differ from its --images
+    # the report's README says what each model ran when the models ran apart: a with a variant and a
+    # seed rerun on fewer images, b on the paper's metric only (its -published row is not the report's)
     import torch
 
     from labench import report
     from labench.run import Run
 
-    scored = report.scored_images(Run(csv_path=tmp_path / "results.csv", scores_dir=tmp_path / "scores"), ("a", "b"))
-    assert scored == {"a": N, "b": 10}
+    add_row(tmp_path, OutputId.make("a", "ig", modes=("substrate_blur",)), long["ig"][0][:5], long["ig"][1][:5])
+    add_row(tmp_path, OutputId.make("a", "la", seed=1), long["la"][0][:4], long["la"][1][:4], csv="seed_reruns.csv")
+    add_row(tmp_path, OutputId.make("b", "la", modes=("published",)), short["la"][0], short["la"][1])
+    base = Run(csv_path=tmp_path / "results.csv", scores_dir=tmp_path / "scores")
+    scored = report.scored_images(base, ("a", "b"), tmp_path / "seed_reruns.csv")
+    assert scored == {"a": {"paper": N, "blur": 5, "seed 1": 4}, "b": {"paper": 10}}
     evaluation_set(tmp_path, [1, 2])
-    request = report.Request(models=("a", "b"), images=N, out=str(tmp_path / "rep"), data_dir=str(tmp_path / "data"))
-    readme = report.write_readme(request, ["la"], [], N, torch.device("cpu"), {}, 0.0, [], scored).read_text()
-    assert f"- images per model (each ran with its own --images into this --out): a {N}, b 10" in readme
+    request = report.Request(models=("a", "b"), images=N, out=str(tmp_path / "rep"), data_dir=str(tmp_path / "data"),
+                             variants=("blur",), variant_images=5, seed_reruns=(1,), seed_images=4)
+
+    def readme(scored):
+        return report.write_readme(request, ["la"], ["blur"], 5, torch.device("cpu"), {}, 0.0, [], scored).read_text()
+
+    text = readme(scored)
+    assert text.startswith(f"# Report: a ({N} images), b (10 images)\n")
+    assert (f"- what each model ran (each with its own command into this --out): a: the paper's metric on {N} images, "
+            "blur on 5, seed 1 on 4; b: the paper's metric on 10 images\n") in text
+    assert "224 steps) (which model, on how many images: 'what each model ran' above); variants blur (which" in text
+    assert f"first {N} images" not in text.split("- evaluation set")[0]
+    same = readme({"a": scored["a"], "b": scored["a"]})  # both as planned: the one count of the request
+    assert same.startswith(f"# Report: a, b, {N} evaluation images\n") and "what each model ran" not in same
+    assert f"224 steps) on {N} images; variants blur on the first 5" in same
 
 
 def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
