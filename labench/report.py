@@ -97,9 +97,15 @@ class Timings:
         return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def run(self, stage, work):
+        """Run work() and add its seconds to `stage`; an interrupted stage keeps the seconds it ran
+        (its finished chunks are kept too), so that resumed runs add up."""
         start = time.perf_counter()
-        work()
-        elapsed = time.perf_counter() - start
+        try:
+            work()
+        finally:
+            self._add(stage, time.perf_counter() - start)
+
+    def _add(self, stage, elapsed):
         with locked(self.path):
             self.seconds = self._read()
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + elapsed, 1)
@@ -276,6 +282,27 @@ SECTIONS = [("Main tables (means)", "insertion.md"), ("", "deletion.md"),
             ("The correctly classified images", "correct.md"), ("Across models", "models.md")]
 
 
+def stage_table(seconds, models) -> list:
+    """Markdown lines: the seconds of each stage (timings.json), one column per model (each stage
+    names its model; stages of models outside this report are left out), and each model's total."""
+    rows = {}
+    for stage, value in seconds.items():
+        words = stage.split()
+        model = next((w for w in words if w in models), None)
+        if model is not None:
+            rows.setdefault(" ".join(w for w in words if w != model), {})[model] = value
+
+    def order(stage):  # maps, then scores; the seed reruns last; methods in the paper's order
+        *words, method = stage.split()
+        return "seed" in words, words, PAPER_ORDER.index(method) if method in PAPER_ORDER else len(PAPER_ORDER)
+
+    totals = [sum(rows[stage].get(m, 0.0) for stage in rows) for m in models]
+    return [f"| stage | {' | '.join(models)} |", "| --- |" + " --- |" * len(models),
+            *[f"| {stage} | " + " | ".join(f"{rows[stage][m]:.1f}" if m in rows[stage] else "-" for m in models) + " |"
+              for stage in sorted(rows, key=order)],
+            "| all stages | " + " | ".join(f"{t:.0f} ({t / 3600:.1f} h)" for t in totals) + " |"]
+
+
 def seed_line(request: Request) -> str:
     if not request.seed_reruns:
         return "- seed reruns: none (--seed_reruns)"
@@ -326,9 +353,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         f"- time: {elapsed:.0f} s in this run; per stage over every run of this report (a stage computed "
         "before, or by the scripts directly, counts 0):",
         "",
-        "| stage | seconds |",
-        "| --- | --- |",
-        *[f"| {stage} | {value:.1f} |" for stage, value in sorted(seconds.items())],
+        *stage_table(seconds, request.models),
         "",
         "Files: " + ", ".join(f"`{Path(p).relative_to(out)}`" for p in written),
         "",

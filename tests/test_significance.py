@@ -1,6 +1,8 @@
 """Interval-backed tables (labench.significance, their statistics in labench.analysis and
 labench.stats) on hand-made scores files with known answers, and the one report command on 2
 images and 2 methods, and on 2 models."""
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -266,7 +268,7 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
     load_script("report").main(argv)
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert "first 2 images" in readme and "variants blur on the first 2" in readme
-    assert "| maps efficientnet_lite0 la |" in readme
+    assert "| stage | efficientnet_lite0 |" in readme and "| maps la | " in readme
     assert "Kendall tau vs paper" in readme and "mean AUC [95% bootstrap CI]" in readme
     assert "on the 1 of 2 images whose prediction is the label" in readme and "seed reruns: none" in readme
     assert "rank (1 = best)" in readme and "baseline by baseline" in readme
@@ -318,7 +320,7 @@ def test_report_across_two_models(tmp_path, monkeypatch):
                                 "--device", "cpu", "--out", "rep"])
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert readme.startswith("# Report: efficientnet_lite0, resnet18, 2 evaluation images")
-    assert "| maps efficientnet_lite0 la |" in readme and "| scores resnet18 paper sm |" in readme
+    assert "| stage | efficientnet_lite0 | resnet18 |" in readme and "| scores paper sm | " in readme
     statistics = (tmp_path / "rep" / "tables" / "statistics.md").read_text()
     assert "| efficientnet_lite0-random | 2 |" in statistics and "| resnet18-random | 2 |" in statistics
     assert "**resnet18-random, Insertion (higher is better), the paper's metric: LA minus each method" in statistics
@@ -424,6 +426,32 @@ def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
     first.run("maps a la", lambda: None)
     seconds = Timings(tmp_path / "timings.json").seconds
     assert set(seconds) == {"maps a la", "maps b la"} and first.seconds == seconds
+
+
+def test_an_interrupted_stage_keeps_its_seconds(tmp_path):
+    from labench.report import Timings
+
+    def interrupted():
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    timings = Timings(tmp_path / "timings.json")
+    with pytest.raises(KeyboardInterrupt):
+        timings.run("maps a la", interrupted)
+    [(stage, seconds)] = Timings(tmp_path / "timings.json").seconds.items()
+    assert stage == "maps a la" and seconds >= 0.2
+
+
+def test_stage_table_has_a_column_per_model_and_their_totals():
+    from labench.report import stage_table
+
+    seconds = {"maps a la": 7200.0, "scores a paper la": 10.0, "maps b sm": 1.5, "maps a seed 1 la": 36.0,
+               "maps a sm": 2.0, "maps c la": 5.0, "scores a substrate_blur sm": 4.0}
+    assert stage_table(seconds, ("a", "b")) == [
+        "| stage | a | b |", "| --- | --- | --- |",
+        "| maps la | 7200.0 | - |", "| maps sm | 2.0 | 1.5 |", "| scores paper la | 10.0 | - |",
+        "| scores substrate_blur sm | 4.0 | - |", "| maps seed 1 la | 36.0 | - |",
+        "| all stages | 7252 (2.0 h) | 2 (0.0 h) |"]
 
 
 def test_printed_comparisons_check_out_for_a_reader(hand_run):
