@@ -133,9 +133,9 @@ def run(request: Request, log=print):
     if not request.tables_only:
         compute(request, methods, variants, variant_images, base, timings, log)
     tables = out / "tables"
-    _, written = write_tables(base.csv_path, tables, all_methods=False, plots=True)
-    _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True,
-                                        reruns_csv=reruns_csv(out), labels=labels[: request.images])
+    _, written = write_tables(base.csv_path, tables, all_methods=False, plots=True, models=request.models)
+    _, stats_written = write_statistics(base.csv_path, base.scores_dir, tables, plots=True, reruns_csv=reruns_csv(out),
+                                        labels=labels[: request.images], models=request.models)
     readme = write_readme(request, methods, variants, variant_images, device, timings.seconds,
                           time.perf_counter() - started, written + stats_written,
                           scored_images(base, request.models, reruns_csv(out)) if request.tables_only else {})
@@ -184,11 +184,10 @@ def scored_images(base: Run, models, reruns=None) -> dict:
     for csv, rerun in ((base.csv_path, False), (reruns, True)):
         if csv is None or not Path(csv).exists():
             continue
-        per_image = collect_results(csv, base.scores_dir)
+        per_image = collect_results(csv, base.scores_dir, models=models)
         for tag, methods in per_image.values.items():
-            out = per_image.outputs[tag]
-            (model, _, other_modes, seed), protocol = protocol_of(out)
-            if model not in models or other_modes:  # a -published or -fast row is not the report's
+            (model, _, other_modes, seed), protocol = protocol_of(per_image.outputs[tag])
+            if other_modes:  # a -published or -fast row is not the report's
                 continue
             what = f"seed {seed}" if rerun else short.get(protocol, protocol)
             images = max(len(v[GAMES[0]]) for v in methods.values())

@@ -43,7 +43,7 @@ from .identity import method_order
 from .render import MISSING, Interval, Table, csv_text, latex, latex_escape, markdown, save_text
 from .scoring import load_scores
 from .stats import ALPHA
-from .tables import choose_la, display_name, heading, load_results, model_order
+from .tables import choose_la, display_name, heading, load_results, model_order, of_models
 
 TEST = "paired sign-flip test of the mean difference, Holm-corrected over that model's comparisons"
 
@@ -74,9 +74,9 @@ def collect(df, scores_prefix, chosen) -> PerImage:
     return PerImage(values, sources, outputs, classes)
 
 
-def collect_results(csv_path, scores_prefix, la="default") -> PerImage:
-    """`collect` of a results file, LA at the setting the main tables show."""
-    df = load_results(csv_path)
+def collect_results(csv_path, scores_prefix, la="default", models=None) -> PerImage:
+    """`collect` of a results file (of `models` only where given), LA at the setting the main tables show."""
+    df = of_models(load_results(csv_path), models)
     chosen = {model: choose_la(df, model, la) for model in df["model"].unique()}
     return collect(df, scores_prefix, chosen)
 
@@ -415,17 +415,19 @@ def _section(tables, written, path):
     return text
 
 
-def write_statistics(csv_path, scores_prefix, out, la="default", digits=3, plots=True, reruns_csv=None, labels=None):
+def write_statistics(csv_path, scores_prefix, out, la="default", digits=3, plots=True, reruns_csv=None, labels=None,
+                     models=None):
     """statistics.md/.tex/.csv, headlines.md, ranks.md, robustness.md (+ robustness_<model>.png),
     and where asked seeds.md (the seed reruns of reruns_csv, scored into scores_prefix), correct.md
     (labels: of the evaluation images) and models.md (two models or more) under `out`, from the
     per-image AUCs in scores_prefix of the rows of csv_path (LA: the setting the main tables
-    show); (markdown text, written paths), ("", []) where no scores file is found."""
-    per_image = collect_results(csv_path, scores_prefix, la)
+    show), of `models` only where given; (markdown text, written paths), ("", []) where no scores
+    file is found."""
+    per_image = collect_results(csv_path, scores_prefix, la, models)
     if not per_image.values:
         return "", []
     out = Path(out)
-    reruns = collect_results(reruns_csv, scores_prefix, la) if reruns_csv and Path(reruns_csv).exists() else None
+    reruns = collect_results(reruns_csv, scores_prefix, la, models) if reruns_csv and Path(reruns_csv).exists() else None
     stats = statistics(per_image, reruns, labels)
     text = statistics_markdown(stats, digits)
     written = [save_text(out / "statistics.md", text), save_text(out / "statistics.tex", statistics_latex(stats, digits)),

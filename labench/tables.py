@@ -226,11 +226,19 @@ def la_grid_plot(df, model, path):
 # ---------------------------------------------------------------- all outputs
 
 
-def write_tables(csv_path="results.csv", out="tables", la="default", digits=4, all_methods=False, plots=True):
-    """Write every table (and the LA grid figures) under `out`; returns (markdown text, written paths)."""
-    df = load_results(csv_path)
+def of_models(df: pd.DataFrame, models=None) -> pd.DataFrame:
+    """The rows of `models` (all rows when None): a report of some models in an --out others share."""
+    return df if models is None else df[[out.model in models for out in df["output"]]].reset_index(drop=True)
+
+
+def write_tables(csv_path="results.csv", out="tables", la="default", digits=4, all_methods=False, plots=True,
+                 models=None):
+    """Write every table (and the LA grid figures) under `out`, of `models` only where given; returns
+    (markdown text, written paths)."""
+    df = of_models(load_results(csv_path), models)
     if df.empty:
-        raise UserError(f"{csv_path} holds no rows")
+        raise UserError(f"{csv_path} holds no rows" + (f" of {', '.join(models)}" if models else "")
+                        + "; run eval.py (or report.py without --tables_only) for them first")
     out = Path(out)
     tables, chosen = main_tables(df, la=la, all_methods=all_methods)
     written = []

@@ -396,6 +396,15 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     add_row(tmp_path, OutputId.make("b", "la", modes=("published",)), short["la"][0], short["la"][1])
     base = Run(csv_path=tmp_path / "results.csv", scores_dir=tmp_path / "scores")
     scored = report.scored_images(base, ("a", "b"), tmp_path / "seed_reruns.csv")
+    # a report of b alone in this shared --out: a's rows are in none of its tables
+    from labench.significance import write_statistics
+    from labench.tables import write_tables
+
+    tables, _ = write_tables(base.csv_path, tmp_path / "b_only", plots=False, models=("b",))
+    statistics_md, _ = write_statistics(base.csv_path, base.scores_dir, tmp_path / "b_only", plots=False,
+                                        reruns_csv=tmp_path / "seed_reruns.csv", models=("b",))
+    assert "| b |" in tables and "| a |" not in tables and "| a" not in statistics_md and "**b, " in statistics_md
+    assert report.scored_images(base, ("b",), tmp_path / "seed_reruns.csv") == {"b": {"paper": 10}}
     assert scored == {"a": {"paper": N, "blur": 5, "seed 1": 4}, "b": {"paper": 10}}
     evaluation_set(tmp_path, [1, 2])
     request = report.Request(models=("a", "b"), images=N, out=str(tmp_path / "rep"), data_dir=str(tmp_path / "data"),
