@@ -271,7 +271,8 @@ def versions():
 def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({platform.processor() or platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
 
 
 SECTIONS = [("Main tables (means)", "insertion.md"), ("", "deletion.md"),
@@ -321,7 +322,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
     if differs:
         title = ", ".join(f"{m} ({scored[m].get(PAPER, 0)} images)" for m in request.models if m in scored)
         data = f"the first images of `{request.data_dir}`, as many as the next line says"
-        scope = " (which model, on how many images: 'what each model ran' above)"
+        scope = "; which model on how many images: 'what each model ran' above"
     else:
         title = f"{', '.join(request.models)}, {request.images} evaluation images"
         data = f"first {request.images} images of `{request.data_dir}`"
@@ -338,16 +339,19 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         f"- methods: {', '.join(methods)} (LA: {', '.join(f'{p} {v}' for p, v in request.settings)}); "
         f"seed {request.seed}",
         f"- metric: the paper's (black substrate, channel-wise ranking, 224 steps)"
-        + (scope or f" on {request.images} images")
-        + (f"; variants {', '.join(variants)}" + (scope or f" on the first {variant_images}") if variants else "")
-        + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else ""),
+        + ("" if differs else f" on {request.images} images")
+        + (f"; variants {', '.join(variants)}" + ("" if differs else f" on the first {variant_images}") if variants
+           else "")
+        + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else "")
+        + scope,
         seed_line(request) + (scope if request.seed_reruns else ""),
         "- statistics (docs/PROTOCOL.md \"Statistics\"): BCa bootstrap 95% intervals over images (10,000 resamples, "
         "seed 0); LA against each method: the mean difference, its paired sign-flip permutation test, Holm-corrected "
         "over the comparisons of one table (one model, game, metric protocol and mode), and the interval that inverts "
         "that test at the row's Holm level (it excludes 0 exactly where the verdict is better or worse); LA's win "
         "rate and median relative shift; ranks and Kendall's tau with bootstrap intervals (labench.significance)",
-        f"- device: {device_name(device)}",
+        "- device: " + ("not this --tables_only run's (it computes nothing): the stages below ran where their "
+                        "runs did" if request.tables_only else device_name(device)),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         f"- time: {elapsed:.0f} s in this run; per stage over every run of this report (a stage computed "
         "before, or by the scripts directly, counts 0):",

@@ -271,6 +271,7 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
     assert "| stage | efficientnet_lite0 |" in readme and "| maps la | " in readme
     assert "Kendall tau vs paper" in readme and "mean AUC [95% bootstrap CI]" in readme
     assert "on the 1 of 2 images whose prediction is the label" in readme and "seed reruns: none" in readme
+    assert "- device: CPU (" in readme
     assert "rank (1 = best)" in readme and "baseline by baseline" in readme
     scores = load_scores(tmp_path / "rep" / "scores" / "efficientnet_lite0-substrate_blur_sm_scores.npz")
     assert scores["ins_auc"].shape == (2,) and scores["classes"].shape == (2,)
@@ -281,6 +282,7 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
     assert before.count("maps efficientnet_lite0 la") == 1
     load_script("report").main([*argv, "--methods", "la", "sm", "ig", "--tables_only"])  # computes nothing
+    assert "- device: not this --tables_only run's" in (tmp_path / "rep" / "README.md").read_text()
     assert not list((tmp_path / "rep" / "attributions").glob("*_ig_*"))
     assert (tmp_path / "rep" / "results.csv").read_text().splitlines() == rows
     # the seed reruns: LA again (sm's maps do not depend on the seed) on the first image, in their own rows
@@ -417,7 +419,10 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     assert text.startswith(f"# Report: a ({N} images), b (10 images)\n")
     assert (f"- what each model ran (each with its own command into this --out): a: the paper's metric on {N} images, "
             "blur on 5, seed 1 on 4; b: the paper's metric on 10 images\n") in text
-    assert "224 steps) (which model, on how many images: 'what each model ran' above); variants blur (which" in text
+    assert ("224 steps); variants blur; which model on how many images: 'what each model ran' above\n"
+            "- seed reruns: la, attexplore, eg, sg (the methods whose maps depend on the seed) again with seed 1 on "
+            "the first 4 images, under the paper's metric; their rows are in `seed_reruns.csv` (eg draws from all "
+            f"{N} images, as the seed-0 run); which model") in text
     assert f"first {N} images" not in text.split("- evaluation set")[0]
     same = readme({"a": scored["a"], "b": scored["a"]})  # both as planned: the one count of the request
     assert same.startswith(f"# Report: a, b, {N} evaluation images\n") and "what each model ran" not in same
