@@ -33,3 +33,40 @@ def test_nothing_a_user_reads_names_a_file_outside_the_repository():
     hits = [f"{path.relative_to(ROOT)}:{n}" for path in readable
             for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if outside.search(line)]
     assert hits == []
+
+
+def results_parts():
+    """(docs/RESULTS.md's prose, the block report.py --results wrote into it)."""
+    from labench.report import BEGIN, END
+
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    start, end = text.index(BEGIN), text.index(END)
+    return text[:start] + text[end + len(END):], text[start:end]
+
+
+def test_results_tables_agree_with_themselves():
+    """docs/RESULTS.md read as a reviewer would (tests/printed.py): in every 'LA minus each method'
+    table each Holm p follows from that table's raw p-values, and no interval contradicts its verdict;
+    the seed-spread, correctly-classified and across-model tables are there."""
+    from printed import comparison_tables, problems
+
+    _, block = results_parts()
+    tables = comparison_tables(block)
+    assert len(tables) >= 6  # two games per model under the paper's metric, and per metric variant
+    assert all(len(table) == 11 for table in tables)
+    assert [problem for table in tables for problem in problems(table)] == []
+    for section in ("### Seed spread", "### The correctly classified images", "### Across models"):
+        assert section in block
+
+
+def test_results_prose_quotes_only_printed_numbers():
+    """Every decimal number in RESULTS.md's prose is printed, as written, in its tables (the block
+    report.py wrote) or in README (the models' accuracy); a number without a sign may quote a signed
+    one's size ('by 0.0770' for '+0.0770')."""
+    number = re.compile(r"(?<![\w.])[+-]?\d+\.\d+%?(?![\w]|\.\d)")
+    prose, block = results_parts()
+    printed = set(number.findall(block)) | set(number.findall((ROOT / "README.md").read_text()))
+    sizes = {n.lstrip("+-") for n in printed}
+    quoted = set(number.findall(prose))
+    assert len(quoted) > 10
+    assert sorted(n for n in quoted if n not in printed and (n[0] in "+-" or n not in sizes)) == []
