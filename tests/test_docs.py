@@ -37,10 +37,11 @@ def test_nothing_a_user_reads_names_a_file_outside_the_repository():
 
 def results_parts():
     """(docs/RESULTS.md's prose, the block report.py --results wrote into it)."""
-    from labench.report import BEGIN, END
+    from labench.report import END, marked_block
 
-    text = (ROOT / "docs" / "RESULTS.md").read_text()
-    start, end = text.index(BEGIN), text.index(END)
+    path = ROOT / "docs" / "RESULTS.md"
+    text = path.read_text()
+    start, end = marked_block(path, text)  # the markers report.py --results writes between, once each
     return text[:start] + text[end + len(END):], text[start:end]
 
 
