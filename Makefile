@@ -79,7 +79,7 @@ DATA ?= data
 DEVICE ?= auto
 # the metric's forward passes on a CPU: openvino (about 3x eager at float rounding; PyTorch where it
 # cannot, with a note), onnxruntime or torch (eval.py --runtime; README "Speed")
-RUNTIME ?= openvino
+RUNTIME ?= auto
 
 .PHONY: report
 report: setup

@@ -33,9 +33,10 @@ def main(argv=None):
                         help="other seeds for the methods whose maps depend on the seed (e.g. 1 2): their spread "
                              "and whether a verdict changes with it (tables/seeds.md)")
     parser.add_argument("--seed_images", type=int, default=16, help="the seed reruns on the first S images")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                        help="the metric's forward passes on a CPU: PyTorch, or OpenVINO / ONNX Runtime (eval.py "
-                             "--runtime: the same curves to float rounding, checked per run; PyTorch where it cannot)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="the metric's forward passes (eval.py --runtime): auto = on a CPU OpenVINO or ONNX "
+                             "Runtime when installed, the same curves to float rounding, checked per run; torch = "
+                             "PyTorch")
     parser.add_argument("--out", default="report", help="folder of everything the report writes")
     parser.add_argument("--tables_only", action="store_true",
                         help="compute nothing: the tables and README from what --out already holds")

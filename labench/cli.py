@@ -99,10 +99,11 @@ def eval_parser(description=None):
         values = metric_values(option)
         parser.add_argument(f"--{option}", choices=values, default=values[0],
                             help=METRIC_HELP.get(option, f"opt-in metric variant. Tagged -{option}_<value>"))
-    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                        help="opt-in, CPU only: the metric's forward passes in OpenVINO or ONNX Runtime (labench."
-                             "runtime), converted once in float32 and checked against PyTorch's logits; otherwise "
-                             "PyTorch with a note. Untagged: the same curves to float rounding (docs/PERFORMANCE.md)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="the metric's forward passes: auto = on a CPU OpenVINO, else ONNX Runtime, when "
+                             "installed (converted once in float32 and checked against PyTorch's logits on the first "
+                             "images; PyTorch with a note where not), PyTorch on a GPU and with --amp/--fast; torch = "
+                             "PyTorch. Untagged: the same curves to float rounding (docs/PERFORMANCE.md)")
     return parser
 
 

@@ -46,7 +46,7 @@ class Request:
     settings: tuple = ()  # ((file parameter, value), ...) of the methods with file parameters (LA)
     seed: int = 0
     device: str = "auto"
-    runtime: str = "torch"  # the metric's forward passes on a CPU (labench.runtime)
+    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.runtime)
     out: str = "report"
     tables_only: bool = False
     seed_reruns: tuple = ()  # other seeds for the methods whose maps depend on the seed
@@ -304,6 +304,16 @@ def stage_table(seconds, models) -> list:
             "| all stages | " + " | ".join(f"{t:.0f} ({t / 3600:.1f} h)" for t in totals) + " |"]
 
 
+def runtime_words(runtime) -> str:
+    """What the README says of --runtime: the runtime asked for (auto resolves per run, on the
+    device each stage ran on)."""
+    if runtime == "torch":
+        return ""
+    if runtime == "auto":
+        return "; forward passes on a CPU in OpenVINO or ONNX Runtime where installed (--runtime auto)"
+    return f"; forward passes in {runtime} on a CPU (--runtime)"
+
+
 def seed_line(request: Request) -> str:
     if not request.seed_reruns:
         return "- seed reruns: none (--seed_reruns)"
@@ -343,7 +353,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         + ("" if differs else f" on {request.images} images")
         + (f"; variants {', '.join(variants)}" + ("" if differs else f" on the first {variant_images}") if variants
            else "")
-        + (f"; forward passes in {request.runtime} on a CPU (--runtime)" if request.runtime != "torch" else "")
+        + runtime_words(request.runtime)
         + scope,
         seed_line(request) + (scope if request.seed_reruns else ""),
         "- statistics (docs/PROTOCOL.md \"Statistics\"): BCa bootstrap 95% intervals over images (10,000 resamples, "

@@ -32,7 +32,7 @@ class Run:
     maps_dir: str = "attributions"
     scores_dir: str = "scores"
     csv_path: str = "results.csv"
-    runtime: str = "torch"  # the metric's forward passes on a CPU (labench.runtime); the same curves to rounding
+    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.runtime); the same curves to rounding
 
     def __post_init__(self):
         normal = {"modes": ordered_modes(self.modes), "params": _method_params(self.method, dict(self.params)),

@@ -1,4 +1,4 @@
-"""--runtime: the metric's forward passes in a CPU inference runtime (opt-in; eval.py, report.py).
+"""--runtime: the metric's forward passes in a CPU inference runtime (eval.py, report.py).
 
 Insertion and Deletion only run forwards (451 rows per image), so on a CPU they can run in an
 inference runtime instead of PyTorch: OpenVINO (`openvino.convert_model` converts the PyTorch
@@ -8,6 +8,10 @@ inference precision is forced to f32 in ACCURACY mode and read back: no bf16, no
 threads PyTorch has. `RuntimeModel` is a drop-in logit model: the same perturbed images in,
 logits out; a call with fewer rows is padded with zeros to the fixed count and the padding
 dropped. Softmax, the class scored and everything else stay in PyTorch.
+
+The default, "auto", takes on a CPU the first installed of OpenVINO and ONNX Runtime (`make setup`
+installs both) and PyTorch on a GPU, without one of them, or with the opt-in speed modes --amp and
+--fast, which are PyTorch's own; `--runtime torch` keeps PyTorch on a CPU.
 
 A converted model is used only when its logits on the run's first images equal the eager model's
 to TOLERANCE of the largest logit; otherwise, or when the conversion fails, the package is
@@ -29,7 +33,12 @@ import torch.nn as nn
 
 from saliency.core.common import row_chunks
 
-RUNTIMES = ("torch", "openvino", "onnxruntime")
+import importlib.util
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+CONVERTED = ("openvino", "onnxruntime")  # the runtimes that convert the model, in the order "auto" tries them
+# the Python packages each needs (torch's ONNX exporter needs onnx)
+PACKAGES = {"openvino": ("openvino",), "onnxruntime": ("onnxruntime", "onnx")}
 NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 # what to install; `pip install -e '.[runtime]'` (make setup) brings both
 INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime onnx"}
@@ -142,6 +151,29 @@ def failure_reason(err) -> str:
     return f"{type(err).__name__}: {(named or lines)[0][:160]}"
 
 
+def installed(runtime) -> bool:
+    """Whether the packages of a converting runtime are importable (without importing them)."""
+    return all(importlib.util.find_spec(package) is not None for package in PACKAGES[runtime])
+
+
+def resolve_runtime(runtime, device, amp=False, fast=False) -> str:
+    """The runtime a run's metric asks for: `runtime` itself, or for "auto" the first installed of
+    CONVERTED on a CPU; "torch" on other devices, with --amp or --fast, or when none is installed."""
+    if runtime != "auto":
+        return runtime
+    if torch.device(device).type != "cpu" or amp or fast:
+        return "torch"
+    return next((name for name in CONVERTED if installed(name)), "torch")
+
+
+def auto_note(runtime, device, amp=False, fast=False):
+    """The line an "auto" run prints when it stays in PyTorch on a CPU for want of a runtime."""
+    if torch.device(device).type == "cpu" and not (amp or fast) and resolve_runtime("auto", device) == "torch":
+        return (f"note: the metric runs in PyTorch; {INSTALL['openvino']} (or pip install -e '.[runtime]') runs "
+                "its forward passes about 3x faster on a CPU at float rounding")
+    return None
+
+
 def converted_for_metric(runtime, model, images, rows):
     """(model, note): the logit model the metric's curves run on, and one line for stderr (None
     when nothing is to be said). The runtime's converted copy of `model` (fixed [rows, C, H, W]
@@ -166,4 +198,5 @@ def converted_for_metric(runtime, model, images, rows):
         return model, (f"note: {name} changed this model's logits by up to {worst:.3g} (more than {TOLERANCE:g} of "
                        f"the largest, {scale:.3g}){fallback}")
     return converted, (f"note: the metric's forward passes run in {name} {converted.version} (float32, {rows} rows "
-                       f"per call; logits within {worst / scale:.1e} of the largest eager logit)")
+                       f"per call; logits within {worst / scale:.1e} of the largest eager logit; --runtime torch "
+                       "for PyTorch)")

@@ -22,7 +22,7 @@ from .identity import metric_options as paper_metric
 from .models import exact_model
 from .run import Run
 from .progress import progress
-from .runtime import converted_for_metric
+from .runtime import auto_note, converted_for_metric, resolve_runtime
 
 METRIC_DEFAULTS = {"ties": TIES[0], **paper_metric()}  # the paper's protocol
 CHUNK = 10  # images per saved chunk unless the run says
@@ -102,7 +102,7 @@ def load_maps(path, images, limit=None):
 def compute_scores(run: Run, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
     maps_stem = output_id(run).maps().stem
-    if run.runtime != "torch" and run.amp:
+    if run.runtime not in ("torch", "auto") and run.amp:
         raise UserError(f"--runtime {run.runtime} runs the metric in float32; drop --amp (bf16) or --runtime")
     loaded = {}
 
@@ -128,9 +128,12 @@ def compute_scores(run: Run, out):
             return load_scores(out) if dist.main else None
         per_image = 2 * (N_STEPS + 1)
         curves_model, note = None, None
-        if run.runtime != "torch" and todo:  # converted once, for this run's rows per call; checked on its first images
-            curves_model, note = converted_for_metric(run.runtime, model, images, batch_size)
-        elif run.fast and not run.amp:  # the metric only runs forwards: compile where it pays
+        runtime = resolve_runtime(run.runtime, device, run.amp, run.fast)
+        if runtime != "torch" and todo:  # converted once, for this run's rows per call; checked on its first images
+            curves_model, note = converted_for_metric(runtime, model, images, batch_size)
+        elif run.runtime == "auto" and todo:
+            note = auto_note(run.runtime, device, run.amp, run.fast)
+        if run.fast and not run.amp and runtime == "torch":  # the metric only runs forwards: compile where it pays
             model, note = compiled_for_inference(model, (batch_size, *images.shape[1:]),
                                                  per_image * sum(b - a for a, b in todo))
         if note and dist.main:
