@@ -153,7 +153,10 @@ def failure_reason(err) -> str:
 
 def installed(runtime) -> bool:
     """Whether the packages of a converting runtime are importable (without importing them)."""
-    return all(importlib.util.find_spec(package) is not None for package in PACKAGES[runtime])
+    try:
+        return all(importlib.util.find_spec(package) is not None for package in PACKAGES[runtime])
+    except (ImportError, ValueError):  # a module set to None in sys.modules (import blocked), or without a spec
+        return False
 
 
 def resolve_runtime(runtime, device, amp=False, fast=False) -> str:

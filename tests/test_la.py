@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import make_images, make_tiny_cnn
-from saliency.core.la import avoid_predicted, draw_la_classes, la
-from saliency.core.common import image_generator
+from saliency.core.la import avoid_predicted, call_slices, draw_la_classes, images_per_pass, la
+from saliency.core.common import image_generator, output_grads, softmax_of
 
 
 def la_one_image(model, x, classes, spatial_range, max_iter, c=None):
@@ -152,3 +152,98 @@ def test_small_pieces_are_batch_invariant_bitwise():
     together = la(model, x, max_iter=3, sampling_times=5, max_rows=2)
     alone = torch.cat([la(model, x[i : i + 1], max_iter=3, sampling_times=5, max_rows=2, indices=[i]) for i in range(4)])
     assert torch.equal(together, alone)
+
+
+def sample_photos(n):
+    """The first n offline sample photos (labench.data), [n, 3, 224, 224] in [0, 1]."""
+    from labench.data import SAMPLE_PHOTOS, resize_center_crop
+
+    loads = [load for load, _, _ in SAMPLE_PHOTOS.values()][:n]
+    arrays = [np.asarray(resize_center_crop(load()).convert("RGB"), dtype=np.float32) / 255 for load in loads]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def la_in_stored_layout(model, x, classes, predicted, spatial_range, max_iter, pieces=8):
+    """LA as every map stored before the runs were packed across images: per image, its S runs in
+    pieces of `pieces` columns (the last column the untargeted run), one model call per piece and
+    step computing both gradients, each piece summed over its runs and added to the map."""
+    score = softmax_of(model)
+    maps = torch.zeros_like(x)
+    for i in range(len(x)):
+        targets = torch.cat([classes[i], predicted[i : i + 1]])
+        s = len(targets)
+        for start in range(0, s, pieces):
+            cols = torch.arange(start, min(start + pieces, s))
+            m = len(cols)
+            origin = x[i : i + 1].repeat(m, 1, 1, 1)
+            eps = origin / spatial_range
+            targeted = (cols < s - 1).view(-1, 1, 1, 1)
+            state, total = origin, torch.zeros_like(origin)
+            for _ in range(max_iter):
+                _, (g_l, g_c) = output_grads(score, state, targets[cols], predicted[i].repeat(m))
+                state = (origin + eps * torch.where(targeted, g_l.sign(), -g_c.sign())).clamp(0, 1)
+                total -= g_c * (state - origin)
+            maps[i : i + 1] += total.view(1, m, *x.shape[1:]).sum(dim=1)
+    return maps
+
+
+def test_packed_runs_give_the_stored_maps_to_the_bit(lite0):
+    """#35: LA packs the runs of several images into calls of CPU_CALL_ROWS rows, the untargeted
+    runs into calls that skip p_l's gradient, and computes p_c's gradient at x once per image; a
+    run's numbers do not depend on the calls it shares (batches of 2-12 rows on this CPU), so on the
+    offline model and photos the maps equal, bit for bit, those of the layout every earlier map was
+    computed in (S = 10: pieces of 8 and 2 runs, both gradients at every step)."""
+    x = sample_photos(3)
+    s = 10
+    with torch.no_grad():
+        predicted = lite0(x).argmax(1)
+    classes = avoid_predicted(draw_la_classes(predicted, s, 1000, seed=0, indices=None), predicted, 1000)
+    packed = la(lite0, x, spatial_range=20, max_iter=2, sampling_times=s)
+    assert torch.equal(packed, la_in_stored_layout(lite0, x, classes, predicted, 20, 2))
+
+
+def test_calls_never_hold_a_lone_run_after_longer_ones():
+    for count in range(1, 40):
+        for rows in (2, 3, 4, 8):
+            sizes = [c.stop - c.start for c in call_slices(count, rows)]
+            assert sum(sizes) == count and max(sizes) <= rows
+            assert 1 not in sizes or sizes == [1] or rows == 2, (count, rows, sizes)
+
+
+@pytest.mark.parametrize("n, s, rows, pieces, expected", [
+    (4, 10, 4, 8, 4),   # 36 targeted runs: nine calls of 4
+    (16, 20, 4, 8, 4),  # 19 runs an image: four images fill 19 calls
+    (16, 10, 8, 8, 8),
+    (16, 3, 128, 128, 16),  # a GPU's rows: whole pieces of 42 images would exceed the call's images
+    (3, 10, 4, 8, 3)])
+def test_images_per_pass(n, s, rows, pieces, expected):
+    assert images_per_pass(n, s, rows, pieces) == expected
+
+
+class CountingPasses(torch.nn.Module):
+    """The model, counting the rows it forwards with gradient and the rows each backward pass takes."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.forward_rows, self.backward_rows = model, 0, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        if out.requires_grad:
+            self.forward_rows += len(x)
+            out.register_hook(self._count)
+        return out
+
+    def _count(self, grad):
+        self.backward_rows += len(grad)
+
+
+def test_la_makes_fewer_backward_passes_than_the_published_loop():
+    """Per image the published la() backpropagates max_iter x (2(S-1) + 1) rows; here p_c's gradient
+    at x is computed once per image and reused by every run's first step: S - 1 rows fewer, with
+    the same rows forwarded (1 + (S-1) max_iter + (max_iter - 1) against S max_iter)."""
+    n, s, max_iter = 3, 4, 3
+    model = CountingPasses(make_tiny_cnn())
+    la(model, make_images(n), spatial_range=20, max_iter=max_iter, sampling_times=s, max_rows=4)
+    assert model.backward_rows == n * (max_iter * (2 * (s - 1) + 1) - (s - 1))
+    assert model.forward_rows == n * s * max_iter

@@ -235,7 +235,7 @@ def run_eval(tmp_path, common, capsys, *flags, name="scores"):
 def test_eval_runtime_writes_the_eager_scores_under_the_same_name(eval_inputs, capsys, runtime):
     needs(runtime)
     tmp_path, common = eval_inputs
-    eager_path, eager, _ = run_eval(tmp_path, common, capsys, name="eager")
+    eager_path, eager, _ = run_eval(tmp_path, common, capsys, "--runtime", "torch", name="eager")
     path, scores, err = run_eval(tmp_path, common, capsys, "--runtime", runtime, name=runtime)
     assert f"forward passes run in {rt.NAMES[runtime]}" in err
     assert path.name == eager_path.name  # untagged: the same function (docs/PERFORMANCE.md)
@@ -246,12 +246,57 @@ def test_eval_runtime_writes_the_eager_scores_under_the_same_name(eval_inputs, c
 
 def test_eval_without_the_package_notes_and_scores_in_pytorch(eval_inputs, capsys, monkeypatch):
     tmp_path, common = eval_inputs
-    _, eager, _ = run_eval(tmp_path, common, capsys, name="eager")
+    _, eager, _ = run_eval(tmp_path, common, capsys, "--runtime", "torch", name="eager")
     monkeypatch.setitem(sys.modules, "openvino", None)
     _, scores, err = run_eval(tmp_path, common, capsys, "--runtime", "openvino", name="fallback")
     assert "note: --runtime openvino needs the openvino package: pip install openvino" in err
     for key in ("ins_curve", "del_curve", "classes"):
         np.testing.assert_array_equal(scores[key], eager[key])  # PyTorch itself: bitwise
+
+
+def test_eval_runs_the_metric_in_the_installed_runtime_by_default(eval_inputs, capsys):
+    """eval.py with no --runtime on a CPU: OpenVINO (else ONNX Runtime) when installed, saying so in
+    one line that names the way back to PyTorch; --runtime torch prints no such line."""
+    runtime = rt.resolve_runtime("auto", "cpu")
+    if runtime == "torch":
+        pytest.skip(f"neither runtime installed ({rt.INSTALL['openvino']})")
+    tmp_path, common = eval_inputs
+    _, eager, torch_err = run_eval(tmp_path, common, capsys, "--runtime", "torch", name="eager")
+    _, scores, err = run_eval(tmp_path, common, capsys, name="default")
+    (line,) = [line for line in err.splitlines() if line.startswith("note:")]
+    assert f"forward passes run in {rt.NAMES[runtime]}" in line and "--runtime torch" in line
+    assert "note:" not in torch_err
+    for key in ("ins_curve", "del_curve"):
+        assert np.abs(scores[key] - eager[key]).max() <= 1e-6
+
+
+def test_eval_default_without_a_runtime_says_so_and_is_pytorch(eval_inputs, capsys, monkeypatch):
+    tmp_path, common = eval_inputs
+    _, eager, _ = run_eval(tmp_path, common, capsys, "--runtime", "torch", name="eager")
+    monkeypatch.setattr(rt, "installed", lambda runtime: False)
+    _, scores, err = run_eval(tmp_path, common, capsys, name="default")
+    assert "note: the metric runs in PyTorch; pip install openvino" in err
+    for key in ("ins_curve", "del_curve", "classes"):
+        np.testing.assert_array_equal(scores[key], eager[key])
+
+
+@pytest.mark.parametrize("device, amp, fast, expected", [
+    ("cuda", False, False, "torch"), ("cpu", True, False, "torch"), ("cpu", False, True, "torch")])
+def test_auto_is_pytorch_on_a_gpu_and_with_pytorchs_speed_modes(device, amp, fast, expected):
+    assert rt.resolve_runtime("auto", device, amp=amp, fast=fast) == expected
+    assert rt.auto_note("auto", device, amp=amp, fast=fast) is None
+
+
+def test_auto_takes_openvino_then_onnxruntime_then_torch(monkeypatch):
+    for present, expected in [({"openvino", "onnxruntime"}, "openvino"), ({"onnxruntime"}, "onnxruntime"), (set(), "torch")]:
+        monkeypatch.setattr(rt, "installed", lambda runtime: runtime in present)
+        assert rt.resolve_runtime("auto", "cpu") == expected
+    assert rt.resolve_runtime("openvino", "cuda") == "openvino"  # an explicit choice is kept (converted_for_metric refuses it there)
+
+
+def test_installed_reads_every_package_a_runtime_needs(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnx" else object())
+    assert rt.installed("openvino") and not rt.installed("onnxruntime")
 
 
 def test_eval_refuses_runtime_with_amp(eval_inputs, capsys):
@@ -276,13 +321,13 @@ def test_report_passes_its_runtime_to_every_scoring_run(monkeypatch, tmp_path):
     assert seen == [("sm", "openvino"), ("ig", "openvino")] * 2  # the paper's metric, then the blur variant
 
 
-def test_make_report_runs_the_metric_in_openvino_unless_told_otherwise():
-    """The measured 2.8x-3.4x (docs/PERFORMANCE.md) made OpenVINO `make report`'s default runtime."""
+def test_make_report_runs_the_metric_in_the_installed_runtime_unless_told_otherwise():
+    """The measured 2.8x-3.4x (docs/PERFORMANCE.md) made the runtime `make report`'s default (auto)."""
     root = Path(__file__).resolve().parents[1]
 
     def report_command(*overrides):
         dry = subprocess.run(["make", "-n", "-s", "report", *overrides], cwd=root, capture_output=True, text=True, check=True)
         return next(line for line in dry.stdout.replace("\\\n", " ").splitlines() if "report.py" in line)
 
-    assert "--runtime openvino" in report_command()
+    assert "--runtime auto" in report_command()
     assert "--runtime torch" in report_command("RUNTIME=torch")

@@ -138,10 +138,11 @@ def predict(model, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
 CPU_ROWS = 8
 
 
-def rows_per_call(max_rows, device, default: int) -> int:
+def rows_per_call(max_rows, device, default: int, cpu_default: int | None = None) -> int:
+    """max_rows when given; else cpu_default (CPU_ROWS unless named) on a CPU, `default` elsewhere."""
     if max_rows:
         return int(max_rows)
-    return CPU_ROWS if torch.device(device).type == "cpu" else default
+    return (cpu_default or CPU_ROWS) if torch.device(device).type == "cpu" else default
 
 
 # --- the published grouping (opt-in published=True; docs/PROTOCOL.md "As published") ---
