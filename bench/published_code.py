@@ -3,9 +3,10 @@
     published = load_published("/path/to/LA")     # git clone https://github.com/LMBTough/LA
     published.la(model, images, labels, spatial_range=20, max_iter=10, sampling_times=10)
 
-Nothing of the published repository is copied here. Its packages clash with this project's
-(`saliency`, `utils`), so they are imported under their own names into a private set of modules
-and this project's modules are put back afterwards; the functions keep their own globals. Its
+Nothing of the published repository is copied here. Its modules clash with this project's
+(`saliency`, `utils`), so they are loaded from the clone's files while this project's are set
+aside, and this project's are put back afterwards (no search path is changed); the published
+functions keep their own globals. Its
 imports that la(), agi() and the metric never use (OpenCV) are shimmed with empty modules when
 they are not installed, and on a machine without CUDA its import-time `.cuda()` calls (a
 Gaussian kernel in attexplore.py) leave the tensor on the CPU. la(), agi() and the metric pick
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -27,8 +28,7 @@ CLASHING = ("saliency", "utils", "evaluation")
 UNUSED_IMPORTS = ("cv2",)
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     la: Callable
     agi: Callable
     CausalMetric: type
@@ -54,14 +54,13 @@ def load_published(path) -> Published:
     package = types.ModuleType("saliency")  # the published saliency/ has no __init__.py
     package.__path__ = [str(path / "saliency")]
     sys.modules["saliency"] = package
-    sys.path.insert(0, str(path))
     try:
         with _cpu_cuda_calls():
+            _load_file("utils", path / "utils.py")  # what evaluation.py's `from utils import *` finds
             la = importlib.import_module("saliency.la").la
             agi = importlib.import_module("saliency.agis").agi
-            causal_metric = importlib.import_module("evaluation").CausalMetric
+            causal_metric = _load_file("evaluation", path / "evaluation.py").CausalMetric
     finally:
-        sys.path.remove(str(path))
         for name in [n for n in sys.modules if _clashing(n)] + shims:
             del sys.modules[name]
         sys.modules.update(ours)
@@ -80,6 +79,15 @@ def _cpu_cuda_calls():
         yield
     finally:
         torch.Tensor.cuda = cuda
+
+
+def _load_file(name: str, file: Path):
+    """The module `name` executed from `file`, registered in sys.modules first (as an import would)."""
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _importable(name: str) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import platform
 import sys
@@ -33,16 +34,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from published_code import load_published  # noqa: E402
+from labench.data import load_dataset
+from labench.errors import run_cli
+from labench.models import load_model
+from labench.runtime import converted_for_metric, resolve_runtime
+from labench.scoring import scored_records
+from saliency import attribute, probability_model
+from saliency.metric import default_batch_size
 
-from labench.data import load_dataset  # noqa: E402
-from labench.errors import run_cli  # noqa: E402
-from labench.models import load_model  # noqa: E402
-from labench.runtime import resolve_runtime, converted_for_metric  # noqa: E402
-from labench.scoring import scored_records  # noqa: E402
-from saliency import attribute, probability_model  # noqa: E402
-from saliency.metric import default_batch_size  # noqa: E402
+
+def load_published(path):
+    """bench/published_code.py's loader (a file beside this one, not an installed module)."""
+    spec = importlib.util.spec_from_file_location("published_code", Path(__file__).resolve().parent / "published_code.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_published(path)
 
 ITEMS = ("la", "agi", "metric")
 

@@ -112,3 +112,48 @@ def test_runtime_bench_times_and_compares_every_side(tmp_path):
     for runtime in ("openvino", "onnxruntime"):
         if importlib.util.find_spec(runtime) is not None:
             assert f"| {runtime} | ins |" in out
+
+
+FAKE_CLONE = {  # the published repository's layout, each module saying where it came from
+    "saliency/la.py": "def la(model, data, target, spatial_range=10, max_iter=30, sampling_times=20):\n"
+                      "    return 'published la', tuple(data.shape)\n",
+    "saliency/agis.py": "from saliency.core import pgd_step\n\ndef agi(model, data, target, epsilon=0.05):\n"
+                        "    return pgd_step()\n",
+    "saliency/core/__init__.py": "import cv2\nimport torch\nKERNEL = torch.zeros(1).cuda()\n\n"
+                                 "def pgd_step():\n    return 'published pgd_step'\n",
+    "evaluation.py": "from utils import *\n\nclass CausalMetric:\n    origin = ORIGIN\n",
+    "utils.py": "ORIGIN = 'published utils'\n",
+}
+
+
+def load_published_code():
+    spec = importlib.util.spec_from_file_location("published_code", ROOT / "bench" / "published_code.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_published_code_is_imported_beside_ours_and_leaves_ours_in_place(tmp_path):
+    """bench/versus_published.py's loader: the clone's saliency/utils under their own names, its OpenCV
+    import and import-time .cuda() shimmed on a machine without them, and this project's modules
+    and torch.Tensor.cuda exactly as before."""
+    for name, text in FAKE_CLONE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    import saliency
+
+    def state():
+        return sys.modules["saliency"], sys.modules.get("utils"), torch.Tensor.cuda, "cv2" in sys.modules
+
+    before = state()
+    published = load_published_code().load_published(tmp_path)
+    assert published.la(None, torch.zeros(2, 3, 4, 4), None) == ("published la", (2, 3, 4, 4))
+    assert published.agi(None, None, None) == "published pgd_step"
+    assert published.CausalMetric.origin == "published utils"
+    assert state() == before and sys.modules["saliency"] is saliency
+    assert "saliency.la" not in sys.modules and "evaluation" not in sys.modules
+
+
+def test_a_folder_that_is_not_the_published_clone_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="not a clone of the published LA repository .*git clone"):
+        load_published_code().load_published(tmp_path)
