@@ -419,7 +419,8 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     assert text.startswith(f"# Report: a ({N} images), b (10 images)\n")
     assert (f"- what each model ran (each with its own command into this --out): a: the paper's metric on {N} images, "
             "blur on 5, seed 1 on 4; b: the paper's metric on 10 images\n") in text
-    assert ("224 steps); variants blur; which model on how many images: 'what each model ran' above\n"
+    assert ("224 steps); variants blur; forward passes on a CPU in OpenVINO or ONNX Runtime where installed "
+            "(--runtime auto); which model on how many images: 'what each model ran' above\n"
             "- seed reruns: la, attexplore, eg, sg (the methods whose maps depend on the seed) again with seed 1 on "
             "the first 4 images, under the paper's metric; their rows are in `seed_reruns.csv` (eg draws from all "
             f"{N} images, as the seed-0 run); which model") in text
