@@ -14,7 +14,7 @@ For each item both sides get the same model object (frozen, eval mode), the same
   (labench.scoring.scored_records: the class, then the curves; on a CPU the inference runtime
   eval.py picks, its conversion and check included) and against its PyTorch path (--runtime torch).
 
-Rounds are interleaved (ours, published, ours, published, ...) and each side's best round counts:
+Rounds are interleaved (ours, published, then published, ours, ...) and each side's best round counts:
 this machine's speed drifts, and two jobs on its cores slow each other. Prints one Markdown table
 (seconds, published / ours: above 1 means this project is faster). The published modules are
 imported from the clone at run time (bench/published_code.py); nothing of them is copied here.
@@ -60,10 +60,11 @@ def quiet(fn):
 
 
 def interleaved(sides: dict, rounds: int, log) -> dict:
-    """{side: best seconds of fn()} over `rounds` rounds, the sides in turn within each round."""
+    """{side: best seconds of fn()} over `rounds` rounds, the sides in turn within each round, their
+    order reversed every other round (A B, B A, ...) so that neither side always runs first."""
     best = {}
     for round_ in range(rounds):
-        for side, fn in sides.items():
+        for side, fn in (list(sides.items()) if round_ % 2 == 0 else list(sides.items())[::-1]):
             start = time.perf_counter()
             fn()
             seconds = time.perf_counter() - start
