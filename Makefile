@@ -45,8 +45,11 @@ gpu-wheels: setup
 class-index: setup
 	$(BIN)/python utils.py class-index
 
+# everything the scripts write at their defaults (the benchmarks' bench_out too); never visualized_imgs/,
+# which may hold the user's copy of the evaluation set, nor the virtual environment
 clean:
-	rm -rf attributions scores figures report results.csv results.csv.lock data/*.pt data/provenance.json
+	rm -rf attributions scores figures report tables logs sanity bench_out results.csv results.csv.lock \
+		data/*.pt data/provenance.json
 
 # A narrowed grid that runs on a CPU: the offline efficientnet_lite0 and resnet50 with random
 # weights (no download; its files and rows say resnet50-random), methods sm, ig and LA at two

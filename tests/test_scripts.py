@@ -311,3 +311,24 @@ def test_larger_offline_models_load_strictly_and_classify_the_sample(sample_data
         top5 = model(images).topk(5, dim=1).indices
     assert lite0_right.sum() >= 4
     assert (top5 == labels[:, None]).any(dim=1)[lite0_right].all()
+
+
+def test_make_clean_removes_every_default_output_and_nothing_the_user_gave():
+    """#32: the folders and files the scripts write at their defaults (read from the scripts' own
+    defaults) go; visualized_imgs/ (the user's evaluation set), data/ itself and the environment stay."""
+    import re
+
+    from labench.grid import GridOptions
+    from labench.run import Run
+
+    def out_default(script):
+        return re.search(r'add_argument\("--out", default="([^"]+)"', (ROOT / script).read_text()).group(1)
+
+    dry = subprocess.run(["make", "-n", "-s", "clean"], cwd=ROOT, capture_output=True, text=True, check=True)
+    removed = set(dry.stdout.replace("\\\n", " ").split())
+    run = Run()
+    expected = {run.maps_dir, run.scores_dir, run.csv_path, f"{run.csv_path}.lock", "figures", "data/*.pt",
+                "data/provenance.json", GridOptions.log_dir.split("/")[0],
+                *[out_default(script) for script in ("report.py", "sanity.py", "tables.py")]}
+    assert expected <= removed, expected - removed
+    assert not {"visualized_imgs", ".venv", "data", "."} & removed
