@@ -128,7 +128,8 @@ def compute_scores(run: Run, out):
             return load_scores(out) if dist.main else None
         per_image = 2 * (N_STEPS + 1)
         curves_model, note = None, None
-        runtime = resolve_runtime(run.runtime, device, run.amp, run.fast)
+        pixel_rows = per_image * sum(b - a for a, b in todo) * images[0, 0].numel()
+        runtime = resolve_runtime(run.runtime, device, run.amp, run.fast, pixel_rows)
         if runtime != "torch" and todo:  # converted once, for this run's rows per call; checked on its first images
             curves_model, note = converted_for_metric(runtime, model, images, batch_size)
         elif run.runtime == "auto" and todo:

@@ -254,9 +254,11 @@ def test_eval_without_the_package_notes_and_scores_in_pytorch(eval_inputs, capsy
         np.testing.assert_array_equal(scores[key], eager[key])  # PyTorch itself: bitwise
 
 
-def test_eval_runs_the_metric_in_the_installed_runtime_by_default(eval_inputs, capsys):
+def test_eval_runs_the_metric_in_the_installed_runtime_by_default(eval_inputs, capsys, monkeypatch):
     """eval.py with no --runtime on a CPU: OpenVINO (else ONNX Runtime) when installed, saying so in
-    one line that names the way back to PyTorch; --runtime torch prints no such line."""
+    one line that names the way back to PyTorch; --runtime torch prints no such line. (The two
+    32 x 32 images are far below the work that pays for a conversion: the bound is lowered here.)"""
+    monkeypatch.setattr(rt, "AUTO_MIN_PIXEL_ROWS", 0)
     runtime = rt.resolve_runtime("auto", "cpu")
     if runtime == "torch":
         pytest.skip(f"neither runtime installed ({rt.INSTALL['openvino']})")
@@ -292,6 +294,28 @@ def test_auto_takes_openvino_then_onnxruntime_then_torch(monkeypatch):
         monkeypatch.setattr(rt, "installed", lambda runtime: runtime in present)
         assert rt.resolve_runtime("auto", "cpu") == expected
     assert rt.resolve_runtime("openvino", "cuda") == "openvino"  # an explicit choice is kept (converted_for_metric refuses it there)
+
+
+def test_auto_converts_only_where_the_conversion_pays(monkeypatch):
+    """One 224 x 224 image's 451 forwards and more: the runtime; less (or a tiny test run): PyTorch,
+    silently; an explicit runtime is converted whatever the work."""
+    monkeypatch.setattr(rt, "installed", lambda runtime: True)
+    one_image = 451 * 224 * 224
+    assert rt.resolve_runtime("auto", "cpu", pixel_rows=one_image) == "openvino"
+    assert rt.resolve_runtime("auto", "cpu", pixel_rows=one_image - 1) == "torch"
+    assert rt.resolve_runtime("auto", "cpu", pixel_rows=None) == "openvino"
+    assert rt.resolve_runtime("openvino", "cpu", pixel_rows=1) == "openvino"
+    assert rt.auto_note("auto", "cpu") is None  # installed: nothing to say when the work is small
+    assert rt.auto_note("torch", "cpu") is None
+
+
+def test_eval_default_on_a_small_run_is_pytorch_without_a_note(eval_inputs, capsys):
+    tmp_path, common = eval_inputs
+    _, eager, _ = run_eval(tmp_path, common, capsys, "--runtime", "torch", name="eager")
+    _, scores, err = run_eval(tmp_path, common, capsys, name="default")
+    assert "note:" not in err
+    for key in ("ins_curve", "del_curve", "classes"):
+        np.testing.assert_array_equal(scores[key], eager[key])
 
 
 def test_installed_reads_every_package_a_runtime_needs(monkeypatch):
