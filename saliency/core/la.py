@@ -181,8 +181,8 @@ def _run_totals(model, x, predicted, targets, spatial_range, max_iter, rows, wei
     column = torch.arange(s, device=x.device).repeat(k)
     flat_weights = tuple(w.reshape(k * s, -1) for w in weights) if weights is not None else None
     image_weights = None if weights is None else (weights[1][:, 0],)
-    first_g_c = torch.cat([_gradients(model, x[images], predicted[images], None if image_weights is None else
-                                      tuple(w[images] for w in image_weights), targets=None)[0]
+    first_g_c = torch.cat([_gradients(model, x[images], (predicted[images],),
+                                      None if image_weights is None else (image_weights[0][images],))[0]
                            for images in _calls(torch.arange(k, device=x.device), rows)])[:k]
     totals = torch.empty(k * s, *shape, dtype=x.dtype, device=x.device)
     for targeted in (True, False):
@@ -203,12 +203,11 @@ def _calls(runs: torch.Tensor, rows: int):
         yield torch.cat([chosen, chosen]) if len(chosen) == 1 and rows > 1 else chosen
 
 
-def _gradients(model, state, predicted, weights, targets):
-    """(g_c) or (g_l, g_c) at `state`: the gradients of p_c, and of p_l where targets (or weights of
-    p_l) are given, in one forward; weights: None or the published coupling, p_l's weights first."""
+def _gradients(model, state, classes: tuple, weights: tuple | None):
+    """The gradient at `state` of each row's softmax output in each class set of `classes`, one forward;
+    with weights (the published coupling), of the weighted sums of softmax outputs instead."""
     if weights is None:
-        sets = (predicted,) if targets is None else (targets, predicted)
-        return output_grads(softmax_of(model), state, *sets)[1]
+        return output_grads(softmax_of(model), state, *classes)[1]
     return weighted_output_grads(model, state, *weights, softmax=True)[1]
 
 
@@ -226,11 +225,12 @@ def _explore(model, origin, predicted, targets, targeted, spatial_range, max_ite
     for step in range(max_iter):
         if step == 0 and first_g_c is not None:
             g_c = first_g_c
-            g_l = _gradients(model, state, targets, weights[:1] if weights else None, targets=None)[0] if targeted else None
+            g_l = _gradients(model, state, (targets,), weights and weights[:1])[0] if targeted else None
+        elif targeted:
+            g_l, g_c = _gradients(model, state, (targets, predicted), weights)
         else:
-            grads = _gradients(model, state, predicted, (weights if targeted else weights[1:]) if weights else None,
-                               targets=targets if targeted else None)
-            g_l, g_c = (grads[0] if targeted else None), grads[-1]
+            (g_c,) = _gradients(model, state, (predicted,), weights and weights[1:])
+            g_l = None
         direction = g_l.sign() if targeted else -g_c.sign()
         state = (origin + eps * direction).clamp(0, 1)
         total -= g_c * (state - origin)
