@@ -81,7 +81,7 @@ OUT ?= report
 DATA ?= data
 DEVICE ?= auto
 # the metric's forward passes on a CPU: openvino (about 3x eager at float rounding; PyTorch where it
-# cannot, with a note), onnxruntime or torch (eval.py --runtime; README "Speed")
+# cannot, with a note), onnxruntime or torch (eval.py --runtime; docs/USAGE.md "Speed")
 RUNTIME ?= auto
 
 .PHONY: report

@@ -4,10 +4,10 @@
 
 reads {attr_prefix}/<stem>_attributions.npy, writes {prefix}/<stem>_scores.npz (ins, del: AUCs
 of the mean curves; ins_curve, del_curve: [225, N]) and puts one row into --csv_path, replacing
-an earlier row of the same model, method and parameters. The logic lives in labench.scoring.
+an earlier row of the same model, method and parameters. The logic lives in labench.compute.scoring.
 """
-from labench import scoring
-from labench.cli import eval_parser
+from labench.compute import scoring
+from labench.flows.cli import eval_parser
 from labench.errors import run_cli
 
 

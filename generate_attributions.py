@@ -5,8 +5,8 @@
 writes {prefix}/{model}_{method}_attributions.npy (LA: with its three parameters in the name),
 float32 [N,3,224,224]. An existing output with the same images is not recomputed.
 """
-from labench import attributions
-from labench.cli import attribution_parser
+from labench.compute import attributions
+from labench.flows.cli import attribution_parser
 from labench.errors import run_cli
 
 

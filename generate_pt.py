@@ -28,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labench.data import CHECKSUMS_PATH, build_dataset, numbered_pngs, project_path, verify_cache
+from labench.compute.data import CHECKSUMS_PATH, build_dataset, numbered_pngs, project_path, verify_cache
 from labench.errors import UserError, run_cli
 
 DEFAULT_PNG_DIR = "visualized_imgs"

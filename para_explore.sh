@@ -2,7 +2,7 @@
 # The paper's grid (docs/PROTOCOL.md "The paper's grid"): every model x method, LA over
 # spatial_range x max_iter x sampling_times; attributions, then Insertion/Deletion scores.
 # Run with --help for the options. A thin wrapper: the options, the plan, the runs, the logs and
-# the summary are labench.grid's (python -m labench.grid takes the same options).
+# the summary are labench.flows.grid's (python -m labench.flows.grid takes the same options).
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,7 +23,7 @@ fi
 read -r -d '' START <<'EOF_PY'
 import sys
 try:
-    from labench.grid import main
+    from labench.flows.grid import main
 except ImportError as err:
     print(f"para_explore.sh: {sys.executable} cannot run the planner ({err}); pass --python with the project's "
           "requirements", file=sys.stderr)

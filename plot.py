@@ -24,7 +24,7 @@ if present, else the setting with the most work (max_iter * sampling_times), the
 spatial_range closest to 20, then the smallest values (the rule tables.py uses too).
 
 Output: .png or .pdf by the --out suffix; --size W H (inches) and --dpi. No display is needed.
-The figure functions live in labench.figures (`from plot import plot` still gives the overlay).
+The figure functions live in labench.present.figures (`from plot import plot` still gives the overlay).
 """
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from labench.data import class_names, load_dataset
+from labench.compute.data import class_names, load_dataset
 from labench.errors import UserError, run_cli
-from labench.figures import MODES, build_curves, build_grid, heatmap_pairs, load_maps, plot, save_figure  # noqa: F401
-from labench.identity import OutputId, model_tag
-from labench.models import weights_tag
+from labench.present.figures import MODES, build_curves, build_grid, heatmap_pairs, load_maps, plot, save_figure  # noqa: F401
+from labench.spec.identity import OutputId, model_tag
+from labench.nets.models import weights_tag
 from saliency import PAPER_ORDER
 
 

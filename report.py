@@ -15,11 +15,11 @@ what was run (versions, seed, images, device, seconds per stage). Resumable: rer
 """
 import argparse
 
-from labench import report
-from labench.cli import add_benchmark_arguments, benchmark_fields
+from labench.flows import report
+from labench.flows.cli import add_benchmark_arguments, benchmark_fields
 from labench.errors import run_cli
-from labench.identity import metric_variants
-from labench.runtime import RUNTIMES
+from labench.spec.identity import metric_variants
+from labench.nets.runtime import RUNTIMES
 
 
 def main(argv=None):

@@ -57,7 +57,7 @@ def from_torchvision(net: ResNet) -> ResNet:
 
 
 def functional_relu_model(logit_model: nn.Sequential) -> nn.Sequential:
-    """Normalize -> functional-ReLU ResNet-50, from labench.models.load_model('resnet50', ...)."""
+    """Normalize -> functional-ReLU ResNet-50, from labench.nets.models.load_model('resnet50', ...)."""
     normalize, net = logit_model
     return nn.Sequential(normalize, from_torchvision(net)).eval()
 

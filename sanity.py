@@ -17,11 +17,11 @@ method, a column per check). Resumable: rerun the same command; only missing map
 """
 import argparse
 
-from labench import sanity
-from labench.cli import add_benchmark_arguments, benchmark_fields
+from labench.flows import sanity
+from labench.flows.cli import add_benchmark_arguments, benchmark_fields
 from labench.errors import run_cli
-from labench.identity import FLAG_MODE_NAMES, SANITY, declaration
-from labench.randomisation import CASCADE_STAGES
+from labench.spec.identity import FLAG_MODE_NAMES, SANITY, declaration
+from labench.nets.randomisation import CASCADE_STAGES
 
 OTHER_MODES = [name for name in FLAG_MODE_NAMES if declaration(name).group != SANITY]
 

@@ -13,7 +13,7 @@ LA grid: for each model, Insertion and Deletion against spatial_range x max_iter
 sampling_times (columns), and a figure with one panel per spatial_range (AUC against max_iter, a
 line per sampling_times; insertion on top, deletion below).
 
-Statistics (from the per-image AUCs in --scores_prefix's scores files; labench.significance,
+Statistics (from the per-image AUCs in --scores_prefix's scores files; labench.present.significance,
 docs/PROTOCOL.md "Statistics"): every cell's mean with a BCa bootstrap 95% interval, LA against
 each method (the mean difference, its paired sign-flip test Holm-corrected over the model's
 comparisons, the interval that inverts it, LA's win rate and a scale-free shift), LA's headline
@@ -32,11 +32,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from labench.data import load_labels
+from labench.compute.data import load_labels
 from labench.errors import UserError, run_cli
-from labench.render import save_text
-from labench.significance import write_statistics
-from labench.tables import parse_la_choice, write_tables
+from labench.present.render import save_text
+from labench.present.significance import write_statistics
+from labench.present.tables import parse_la_choice, write_tables
 
 
 def main(argv=None):

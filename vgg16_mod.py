@@ -33,7 +33,7 @@ def from_torchvision(net: VGG) -> VGG:
 
 
 def functional_relu_model(logit_model: nn.Sequential) -> nn.Sequential:
-    """Normalize -> functional-ReLU VGG-16, from labench.models.load_model('vgg16', ...)."""
+    """Normalize -> functional-ReLU VGG-16, from labench.nets.models.load_model('vgg16', ...)."""
     normalize, net = logit_model
     return nn.Sequential(normalize, from_torchvision(net)).eval()
 

@@ -1,5 +1,5 @@
 """Top-1 and top-5 accuracy of models on the evaluation set in --data_dir: that each offline model
-is a real ImageNet classifier (README's model table quotes this bench).
+is a real ImageNet classifier (docs/USAGE.md "Models" quotes this bench).
 
     .venv/bin/python bench/accuracy.py --models efficientnet_lite0 efficientnet_lite1 efficientnet_lite2
 
@@ -16,9 +16,9 @@ import time
 import torch
 from scipy.stats import binomtest
 
-from labench.data import describe_evaluation_set, load_dataset
+from labench.compute.data import describe_evaluation_set, load_dataset
 from labench.errors import run_cli
-from labench.models import load_model
+from labench.nets.models import load_model
 
 
 def topk_hits(model, images, labels, k=5, batch_size=32):

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labench.data import load_dataset
+from labench.compute.data import load_dataset
 from labench.errors import run_cli
-from labench.fast import fast_model
-from labench.models import load_model
-from labench.scoring import scored_records
-from labench.stats import paired_comparison
+from labench.nets.fast import fast_model
+from labench.nets.models import load_model
+from labench.compute.scoring import scored_records
+from labench.stats.inference import paired_comparison
 from saliency import attribute, auc
 from saliency.metric import GAMES
 

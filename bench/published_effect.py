@@ -9,7 +9,7 @@ metric's tie order (NumPy's argsort) against the default (stable); only the imag
 order moves some value into another step are re-scored (saliency.metric.perturbation_steps), the
 others' curves are the default's. It prints one Markdown row
 per comparison: insertion and deletion AUC of both sides, their difference (B - A) with a paired
-bootstrap 95% interval over images (labench.stats.paired_comparison on per-image AUCs), and for
+bootstrap 95% interval over images (labench.stats.inference.paired_comparison on per-image AUCs), and for
 the maps the median and minimum per-image Pearson r between default and published maps.
 
 Resumable: the scripts' outputs live in --out (maps, scores, results.csv) and are reused, as are
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labench import attributions, scoring
-from labench.cli import load_inputs, output_id
+from labench.compute import attributions, scoring
+from labench.compute.setup import load_inputs, output_id
 from labench.errors import run_cli
-from labench.files import save_npz
-from labench.run import Run
-from labench.stats import paired_comparison
+from labench.store.files import save_npz
+from labench.spec.run import Run
+from labench.stats.inference import paired_comparison
 from saliency.metric import GAMES, perturbation_steps
 
 METHODS = ("la", "agi", "deeplift", "eg")

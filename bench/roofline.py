@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from labench.cli import default_batch_size as method_batch_size
-from labench.memory import auto_rows
-from labench.models import load_model, resolve_device
+from labench.compute.setup import default_batch_size as method_batch_size
+from labench.compute.memory import auto_rows
+from labench.nets.models import load_model, resolve_device
 from saliency import InsertionDeletion, probability_model, saliency_zoo
 from saliency.metric import default_batch_size, whole_curves
 

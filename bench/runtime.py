@@ -3,7 +3,7 @@
     .venv/bin/python bench/runtime.py --model efficientnet_lite0 --data_dir data --images 64
 
 1. Per-row cost of the metric's forward (inference mode, fixed rows per call) for PyTorch eager,
-   --fast (labench.fast) and each installed runtime of labench.runtime, at each --rows and with
+   --fast (labench.nets.fast) and each installed runtime of labench.nets.runtime, at each --rows and with
    each --threads; the runtimes are converted for that shape and thread count, as eval.py does.
    Rounds interleaved over the sides, best of each side.
 2. Seconds per image of the whole metric (both games of the eager sm maps, the class decided by
@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labench.data import load_dataset
+from labench.compute.data import load_dataset
 from labench.errors import run_cli
-from labench.fast import fast_model
-from labench.models import load_model
-from labench.runtime import RUNTIMES, converted_for_metric
-from labench.scoring import scored_records
+from labench.nets.fast import fast_model
+from labench.nets.models import load_model
+from labench.nets.runtime import RUNTIMES, converted_for_metric
+from labench.compute.scoring import scored_records
 from saliency import attribute, auc
 
 EAGER, FAST = "eager", "--fast"
@@ -46,7 +46,7 @@ GAMES = ("ins", "del")
 
 def sides(model, images, rows, log):
     """{side: (class model, curves model)} for eager, --fast and each runtime that converts and
-    passes labench.runtime's check on the first images; runtimes that do not are left out, with
+    passes labench.nets.runtime's check on the first images; runtimes that do not are left out, with
     the runtime's own note."""
     found = {EAGER: (model, None), FAST: (fast_model(model, tuple(images.shape[1:]))[0], None)}
     for runtime in RUNTIMES[1:]:
@@ -183,7 +183,7 @@ def shift_tables(args, model, images, labels):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="efficientnet_lite0", help="any model of labench.models")
+    parser.add_argument("--model", default="efficientnet_lite0", help="any model of labench.nets.models")
     parser.add_argument("--weights", default="default", help="'default', 'random', a weights name or a checkpoint")
     parser.add_argument("--data_dir", default="data", help="the evaluation images (generate_pt.py)")
     parser.add_argument("--size", type=int, default=None, help="resize the images (a quick check; not for timing)")

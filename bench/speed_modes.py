@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labench import attributions, scoring
-from labench.run import Run
+from labench.compute import attributions, scoring
+from labench.spec.run import Run
 from saliency import saliency_zoo
 
 MODES = {"fp32": (), "amp": ("amp",), "channels_last": ("channels_last",), "amp+channels_last": ("amp", "channels_last")}

@@ -11,7 +11,7 @@ For each item both sides get the same model object (frozen, eval mode), the same
 - agi: the published agi(...) against `attribute("agi", ...)`, the published defaults.
 - metric: insertion and deletion of the same maps (sm maps of the model): the published
   CausalMetric.evaluate(..., batch_size) of both games against what eval.py runs by default
-  (labench.scoring.scored_records: the class, then the curves; on a CPU the inference runtime
+  (labench.compute.scoring.scored_records: the class, then the curves; on a CPU the inference runtime
   eval.py picks, its conversion and check included) and against its PyTorch path (--runtime torch).
 
 Rounds are interleaved (ours, published, then published, ours, ...) and each side's best round counts:
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labench.data import load_dataset
+from labench.compute.data import load_dataset
 from labench.errors import run_cli
-from labench.models import load_model
-from labench.runtime import converted_for_metric, resolve_runtime
-from labench.scoring import scored_records
+from labench.nets.models import load_model
+from labench.nets.runtime import converted_for_metric, resolve_runtime
+from labench.compute.scoring import scored_records
 from saliency import attribute, probability_model
 from saliency.metric import default_batch_size
 

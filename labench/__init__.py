@@ -1,9 +1,15 @@
-"""The plumbing around the `saliency` library: models, data files, output names, resumable jobs,
-and the logic behind the scripts (generate_pt.py, generate_attributions.py, eval.py, plot.py,
-tables.py, report.py, sanity.py, para_explore.sh). Layers, top down: scripts -> labench.report ->
-labench.{grid, stems, significance, sanity} -> labench.{attributions, scoring, tables, analysis,
-similarity} -> labench.{cli, figures, stats} -> labench.run -> labench.{identity, jobs, data, memory,
-fast} -> labench.{models, files, progress, randomisation} -> labench.errors -> saliency."""
+"""The harness around the `saliency` library and the logic behind the scripts, in packages along
+the data flow (each imports only the ones below it; tests/test_architecture.py checks):
+
+    flows    what the scripts run: arguments, the grid, the report, the sanity checks
+    present  tables and figures
+    stats    numbers only: intervals, tests, the tables' statistics
+    compute  the evaluation set, a run's set-up, the attribution and scoring jobs
+    spec     what an output is: identity, file names, results.csv rows, the run value
+    nets     model names to networks; randomised, --fast and runtime-converted copies
+    store    atomic files, locks, resumable chunk stores
+    errors   the one-line user errors
+"""
 
 import os
 

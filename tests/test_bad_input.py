@@ -200,7 +200,7 @@ def test_disk_full_and_read_only_writes_fail_in_one_line_and_a_rerun_finishes_id
 
 
 def test_the_results_lock_survives_a_writer_killed_while_holding_it(tmp_path):
-    from labench.files import upsert_csv_row
+    from labench.store.files import upsert_csv_row
 
     csv_path = tmp_path / "results.csv"
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -215,7 +215,7 @@ def test_the_results_lock_survives_a_writer_killed_while_holding_it(tmp_path):
     row = {"model": "m", "attr_method": "sm", "spatial_range": "-", "max-iter": "-", "samples_number": "-",
            "insertion": 0.5, "deletion": 0.1}
     done = subprocess.run([sys.executable, "-c", (
-        "from labench.files import upsert_csv_row\n"
+        "from labench.store.files import upsert_csv_row\n"
         f"upsert_csv_row({str(csv_path)!r}, {row!r})\n")], timeout=60)
     assert done.returncode == 0
     assert csv_path.read_text().splitlines()[1] == "m,sm,-,-,-,0.5,0.1"
@@ -228,7 +228,7 @@ def test_the_results_lock_survives_a_writer_killed_while_holding_it(tmp_path):
                                      "m,sm,-,-,-,0.5"])  # a truncated last line
 def test_a_foreign_or_damaged_results_csv_is_reported_not_rewritten(tmp_path, content):
     from labench.errors import UserError
-    from labench.files import upsert_csv_row
+    from labench.store.files import upsert_csv_row
 
     csv_path = tmp_path / "results.csv"
     csv_path.write_text(content)
@@ -240,7 +240,7 @@ def test_a_foreign_or_damaged_results_csv_is_reported_not_rewritten(tmp_path, co
 
 
 def test_damaged_chunks_and_manifests_are_recomputed_never_loaded(tmp_path):
-    from labench.jobs import ChunkStore, Distributed
+    from labench.store.jobs import ChunkStore, Distributed
 
     with ChunkStore(tmp_path / "out.npy", 6, 2, {"seed": 0}) as store:  # leaving the block releases its lock
         assert store.claim(Distributed(torch.device("cpu"))) == [(0, 2), (2, 4), (4, 6)]
@@ -280,7 +280,7 @@ def test_atomic_outputs_get_the_usual_file_mode(tmp_path):
     umask's mode), not mkstemp's private 0600."""
     import os
 
-    from labench.files import atomic_path
+    from labench.store.files import atomic_path
 
     mask = os.umask(0o022)
     try:

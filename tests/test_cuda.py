@@ -64,7 +64,7 @@ def test_offline_model_on_gpu_agrees(lite0):
 def test_memory_budget_rows_fit(grad):
     """The measured rows per call run, and stay within the budget of free memory."""
     from saliency.core.common import output_grads, softmax_of
-    from labench.memory import MEMORY_BUDGET, auto_rows
+    from labench.compute.memory import MEMORY_BUDGET, auto_rows
 
     model = make_tiny_cnn(num_classes=1000).cuda()
     shape = (3, 64, 64)
@@ -86,7 +86,7 @@ def test_memory_budget_rows_fit(grad):
 def test_random_weights_leave_the_cuda_generator_alone():
     """load_model seeds only the CPU generator (inside torch.random.fork_rng) and builds on the CPU:
     the CUDA generator's state is the same before and after, and the network the same on the GPU."""
-    from labench.models import load_model
+    from labench.nets.models import load_model
 
     torch.cuda.manual_seed(123)
     before = torch.cuda.get_rng_state()

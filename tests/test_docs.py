@@ -25,6 +25,23 @@ def test_every_project_file_the_docs_name_exists():
     assert missing == []
 
 
+def test_readme_is_a_front_door_and_the_reference_lives_in_docs():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    linked = set(re.findall(r"docs/[A-Z]+\.md", readme))
+    assert {f"docs/{p.name}" for p in tracked("docs/*.md")} <= linked  # every document is reachable from README
+    assert "make test" in readme and "make demo" in readme
+
+
+def test_citation_file_matches_the_package_and_the_paper():
+    citation = (ROOT / "CITATION.cff").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert re.search(rf'^version: "{re.escape(version)}"$', citation, re.M)
+    doi = re.search(r'doi: "([^"]+)"', citation).group(1)
+    assert doi == "10.1145/3664647.3681385" and doi in (ROOT / "README.md").read_text()
+    assert "cff-version: 1.2.0" in citation and "Enhancing Model Interpretability" in citation
+
+
 def test_nothing_a_user_reads_names_a_file_outside_the_repository():
     outside = re.compile(r"\.\./shared|SPEC\.md|\bSPEC\b")
     readable = [path for path in tracked() if path.suffix in {".md", ".py", ".sh", ".ipynb", ".txt", ".yml", ""}
@@ -37,7 +54,7 @@ def test_nothing_a_user_reads_names_a_file_outside_the_repository():
 
 def results_parts():
     """(docs/RESULTS.md's prose, the block report.py --results wrote into it)."""
-    from labench.report import END, marked_block
+    from labench.flows.report import END, marked_block
 
     path = ROOT / "docs" / "RESULTS.md"
     text = path.read_text()
@@ -62,11 +79,11 @@ def test_results_tables_agree_with_themselves():
 
 def test_results_prose_quotes_only_printed_numbers():
     """Every decimal number in RESULTS.md's prose is printed, as written, in its tables (the block
-    report.py wrote) or in README (the models' accuracy); a number without a sign may quote a signed
+    report.py wrote) or in docs/USAGE.md (the models' accuracy); a number without a sign may quote a signed
     one's size ('by 0.0770' for '+0.0770')."""
     number = re.compile(r"(?<![\w.])[+-]?\d+\.\d+%?(?![\w]|\.\d)")
     prose, block = results_parts()
-    printed = set(number.findall(block)) | set(number.findall((ROOT / "README.md").read_text()))
+    printed = set(number.findall(block)) | set(number.findall((ROOT / "docs" / "USAGE.md").read_text()))
     sizes = {n.lstrip("+-") for n in printed}
     quoted = set(number.findall(prose))
     assert len(quoted) > 10

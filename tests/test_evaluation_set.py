@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import PUBLISHED_SET, ROOT, load_script
-from labench.data import (CHECKSUMS_PATH, build_dataset, cached_pixels, describe_evaluation_set, load_dataset,
+from labench.compute.data import (CHECKSUMS_PATH, build_dataset, cached_pixels, describe_evaluation_set, load_dataset,
                           read_checksums, write_checksums)
 
 LABELS = [5, 17, 999, 0, 17]

@@ -8,8 +8,8 @@ import torch.nn as nn
 
 from conftest import call_script, make_images
 from labench.errors import UserError
-from labench.fast import conv_norm_pairs, fast_model
-from labench.models import load_model
+from labench.nets.fast import conv_norm_pairs, fast_model
+from labench.nets.models import load_model
 
 ARCHITECTURES = [("efficientnet_lite0", "default", 49), ("resnet50", "random", 53), ("vgg16", "random", 0),
                  ("inception_v3", "random", 94), ("maxvit_t", "random", 24)]
@@ -132,7 +132,7 @@ def test_every_method_gives_the_same_maps_on_the_fast_copy():
 def test_the_metric_compiles_only_where_it_pays_and_falls_back_with_a_note(monkeypatch):
     import shutil
 
-    from labench import fast as fast_module
+    from labench.nets import fast as fast_module
 
     model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()).eval()
     calls = []

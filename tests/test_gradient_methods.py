@@ -20,7 +20,7 @@ from saliency.core.fast_ig import fast_ig
 from saliency.core.ig import ig
 from saliency.core.sg import sg
 from saliency.core.sm import sm
-from labench.models import load_model, seeded_init
+from labench.nets.models import load_model, seeded_init
 from saliency import SaliencyError, probability_model
 
 TARGETS = torch.tensor([3, 7, 0, 9])
@@ -249,9 +249,9 @@ def test_vgg16_mod_matches_torchvision_vgg16():
 def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
     import torchvision.models._api as api
 
-    from labench.cli import load_inputs
+    from labench.compute.setup import load_inputs
     from labench.errors import UserError
-    from labench.run import Run
+    from labench.spec.run import Run
 
     def offline(*args, **kwargs):
         raise OSError("no network")
@@ -267,8 +267,8 @@ def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
 
 
 def test_generate_attributions_uses_functional_resnet_for_deeplift(tmp_path):
-    from labench.cli import load_inputs
-    from labench.run import Run
+    from labench.compute.setup import load_inputs
+    from labench.spec.run import Run
 
     torch.save(torch.rand(1, 3, 32, 32), tmp_path / "img_batch.pt")
     torch.save(torch.tensor([3]), tmp_path / "label_batch.pt")

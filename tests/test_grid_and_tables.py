@@ -176,7 +176,7 @@ def markdown_rows(text, title):
 
 
 def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
-    from labench import tables
+    from labench.present import tables
 
     df = tables.load_results(hand_csv)
     result, chosen = tables.main_tables(df)
@@ -202,7 +202,7 @@ def test_main_tables_put_numbers_in_the_right_cells(hand_csv):
 def test_model_order_reads_the_model_field_not_the_tag():
     from types import SimpleNamespace
 
-    from labench import tables
+    from labench.present import tables
 
     def out(model, tag):
         return SimpleNamespace(model=model, model_tag=tag)
@@ -214,7 +214,7 @@ def test_model_order_reads_the_model_field_not_the_tag():
 
 
 def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
-    from labench import tables
+    from labench.present import tables
 
     text, written = tables.write_tables(hand_csv, tmp_path / "out")
     header, ins = markdown_rows(text, "**Insertion (higher is better)**")
@@ -238,7 +238,7 @@ def test_markdown_and_latex_bold_the_best_of_each_row(hand_csv, tmp_path):
 
 
 def test_ties_are_all_bold_and_digits_round(tmp_path):
-    from labench import tables
+    from labench.present import tables
 
     path = tmp_path / "r.csv"
     path.write_text("model,attr_method,spatial_range,max-iter,samples_number,insertion,deletion\n"
@@ -250,7 +250,7 @@ def test_ties_are_all_bold_and_digits_round(tmp_path):
 
 
 def test_la_grid_table_and_figure(hand_csv, tmp_path):
-    from labench import tables
+    from labench.present import tables
 
     df = tables.load_results(hand_csv)
     grid = tables.la_grid(df, "resnet50", INSERTION)
@@ -287,7 +287,7 @@ def test_tables_cli_prints_markdown_and_handles_bad_input(hand_csv, tmp_path):
 
 
 def test_load_results_keeps_the_last_duplicate(tmp_path):
-    from labench import tables
+    from labench.present import tables
 
     path = tmp_path / "r.csv"
     path.write_text("model,attr_method,spatial_range,max-iter,samples_number,insertion,deletion\n"

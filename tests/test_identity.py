@@ -1,4 +1,4 @@
-"""The one naming rule (labench.identity): stems, maps vs scores, CSV keys, labels, parsing back,
+"""The one naming rule (labench.spec.identity): stems, maps vs scores, CSV keys, labels, parsing back,
 the setting shown, and para_explore.sh deciding through it that a cell is done."""
 import os
 import subprocess
@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, make_images
 from labench.errors import UserError
-from labench.identity import OutputId, choose_setting
+from labench.spec.identity import OutputId, choose_setting
 
 LA_20 = {"spatial_range": 20, "max_iter": 20, "sampling_times": 20}
 
@@ -69,7 +69,7 @@ def test_one_rule_chooses_the_setting_shown():
 def test_stems_entry_names_what_eval_writes():
     lines = "--model resnet50 --weights random --attr_method sm --amp\n" \
             "--attr_method la --max_iter 5 --sampling_times 3 --channels_last --csv_path x.csv\n--attr_method nosuch\n"
-    done = subprocess.run([sys.executable, "-m", "labench.stems"], input=lines, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "labench.flows.stems"], input=lines, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [

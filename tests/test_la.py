@@ -155,8 +155,8 @@ def test_small_pieces_are_batch_invariant_bitwise():
 
 
 def sample_photos(n):
-    """The first n offline sample photos (labench.data), [n, 3, 224, 224] in [0, 1]."""
-    from labench.data import SAMPLE_PHOTOS, resize_center_crop
+    """The first n offline sample photos (labench.compute.data), [n, 3, 224, 224] in [0, 1]."""
+    from labench.compute.data import SAMPLE_PHOTOS, resize_center_crop
 
     loads = [load for load, _, _ in SAMPLE_PHOTOS.values()][:n]
     arrays = [np.asarray(resize_center_crop(load()).convert("RGB"), dtype=np.float32) / 255 for load in loads]

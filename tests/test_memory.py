@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_cnn
-from labench.memory import MAX_AUTO_ROWS, auto_rows, rows_within
+from labench.compute.memory import MAX_AUTO_ROWS, auto_rows, rows_within
 
 MB = 2**20
 
@@ -39,7 +39,7 @@ def test_auto_rows_leaves_cpu_to_the_methods():
 
 def fake_cuda(monkeypatch, peak, free):
     """Stand-ins for the CUDA calls auto_rows makes: peak(rows, grad) bytes per probe call."""
-    from labench import memory
+    from labench.compute import memory
 
     calls = []
 

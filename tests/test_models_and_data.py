@@ -1,4 +1,4 @@
-"""Models (labench.models.load_model), class names, and the data sources behind generate_pt.py."""
+"""Models (labench.nets.models.load_model), class names, and the data sources behind generate_pt.py."""
 import json
 import urllib.error
 
@@ -7,12 +7,13 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from labench import data, models
+from labench.compute import data
+from labench.nets import models
 from saliency import probability_model
-from labench.data import build_dataset
+from labench.compute.data import build_dataset
 from conftest import PUBLISHED_SET, ROOT
 from labench.errors import UserError
-from labench.models import load_model
+from labench.nets.models import load_model
 
 
 

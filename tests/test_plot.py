@@ -10,11 +10,11 @@ from PIL import Image
 
 from conftest import ROOT, load_script, make_images
 from saliency.metric import auc
-from labench import figures
-from labench.data import class_names
-from labench.identity import choose_setting
+from labench.present import figures
+from labench.compute.data import class_names
+from labench.spec.identity import choose_setting
 from labench.errors import run_cli
-from labench.files import upsert_csv_row
+from labench.store.files import upsert_csv_row
 
 plot = load_script("plot")
 

@@ -1,7 +1,7 @@
 """Progress in a log is a few plain lines; in a terminal it stays tqdm's bar."""
 import io
 
-from labench.progress import EVERY_SECONDS, STEP_PERCENT, LogProgress, progress
+from labench.compute.progress import EVERY_SECONDS, STEP_PERCENT, LogProgress, progress
 
 
 class Terminal(io.StringIO):

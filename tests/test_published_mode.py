@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from conftest import ROOT, call_script, load_script, make_images, make_tiny_cnn
-from labench import attributions, cli, tables
-from labench.identity import OutputId, maps_modes
+from labench.compute import attributions, setup
+from labench.flows import cli
+from labench.present import tables
+from labench.spec.identity import OutputId, maps_modes
 from saliency import InsertionDeletion, attribute, get_method, probability_model
 from saliency.core.eg import eg
 from saliency.core.la import la
@@ -29,7 +31,7 @@ def tiny(monkeypatch):
     """The scripts' model replaced by a tiny 1000-class CNN (published LA draws from 1000 classes):
     the plumbing is under test here, and efficientnet_lite0 resizes every image to 224."""
     model = make_tiny_cnn(num_classes=1000)
-    monkeypatch.setattr(cli, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(setup, "load_model", lambda *args, **kwargs: model)
     return model
 
 
@@ -59,16 +61,16 @@ def test_registry_published_groups():
     for model in ["resnet50", "maxvit_t"]:
         for m in ["la", "agi", "deeplift", "eg"]:
             args = cli.attribution_parser().parse_args(["--published", "--attr_method", m, "--model", model])
-            groups[model, m] = cli.published_group(args)
+            groups[model, m] = setup.published_group(args)
     assert groups == {("resnet50", "la"): 64, ("resnet50", "agi"): 64, ("resnet50", "deeplift"): 4,
                       ("resnet50", "eg"): 4, ("maxvit_t", "la"): 32, ("maxvit_t", "agi"): 32,
                       ("maxvit_t", "deeplift"): 2, ("maxvit_t", "eg"): 4}
     sm = cli.attribution_parser().parse_args(["--published", "--attr_method", "sm", "--model", "resnet50"])
-    assert cli.published_group(sm) is None
-    assert cli.default_batch_size("la", "maxvit_t") == 32 and cli.default_batch_size("big", "resnet50") == 8
+    assert setup.published_group(sm) is None
+    assert setup.default_batch_size("la", "maxvit_t") == 32 and setup.default_batch_size("big", "resnet50") == 8
     # on a CPU at most CPU_BATCH (16) images a call, so a chunk is minutes; a published group stays whole
-    assert [cli.default_batch_size(m, "resnet50", "cpu") for m in ["la", "deeplift", "big"]] == [16, 8, 8]
-    assert cli.published_batch_size(cli.default_batch_size("la", "resnet50", "cpu"), 64) == 64
+    assert [setup.default_batch_size(m, "resnet50", "cpu") for m in ["la", "deeplift", "big"]] == [16, 8, 8]
+    assert setup.published_batch_size(setup.default_batch_size("la", "resnet50", "cpu"), 64) == 64
 
 
 def test_attribute_passes_published_through():
@@ -95,17 +97,17 @@ def test_names_published_maps_only_where_they_change():
     assert OutputId.parse(la_id.scores_file) == la_id
     assert maps_modes("deeplift", ("amp", "published")) == ("published",)
     args = cli.eval_parser().parse_args(["--published", "--amp", "--attr_method", "ig"])
-    assert cli.output_id(args).stem == "efficientnet_lite0-amp-published_ig"
+    assert setup.output_id(args).stem == "efficientnet_lite0-amp-published_ig"
 
 
 def test_batches_hold_whole_groups():
-    assert cli.published_batch_size(5, 2) == 6 and cli.published_batch_size(8, 64) == 64
-    assert cli.published_batch_size(64, 64) == 64 and cli.published_batch_size(65, 4) == 68
+    assert setup.published_batch_size(5, 2) == 6 and setup.published_batch_size(8, 64) == 64
+    assert setup.published_batch_size(64, 64) == 64 and setup.published_batch_size(65, 4) == 68
     args = cli.attribution_parser().parse_args(["--group_size", "3"])
     with pytest.raises(Exception, match="only with --published"):
-        cli.published_group(args)
+        setup.published_group(args)
     args = cli.attribution_parser().parse_args(["--published", "--attr_method", "deeplift", "--model", "maxvit_t"])
-    assert cli.published_group(args) == 2
+    assert setup.published_group(args) == 2
 
 
 # ---------------------------------------------------------------- generate and eval

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SMALL_SETTINGS, make_images, make_tiny_cnn
-from labench.models import DEFAULT_MODEL, PAPER_MODELS, published_batch
+from labench.nets.models import DEFAULT_MODEL, PAPER_MODELS, published_batch
 from saliency import saliency_zoo
 from saliency import SaliencyError
 from saliency.core.params import COUNT, NonEmptyList, Param, Range, protocol

@@ -1,7 +1,7 @@
-"""labench.render: one table written as Markdown, LaTeX and CSV, against hand-written answers."""
+"""labench.present.render: one table written as Markdown, LaTeX and CSV, against hand-written answers."""
 import math
 
-from labench.render import Interval, Number, Table, csv_text, latex, markdown, save_text
+from labench.present.render import Interval, Number, Table, csv_text, latex, markdown, save_text
 
 
 def table():

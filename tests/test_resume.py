@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import ROOT, make_images
-from labench.files import upsert_csv_row
-from labench.jobs import OutputLock
+from labench.store.files import upsert_csv_row
+from labench.store.jobs import OutputLock
 
 LA_SMALL = ["--model", "efficientnet_lite0", "--attr_method", "la", "--max_iter", "2", "--sampling_times", "2",
             "--batch_size", "2", "--chunk", "2"]

@@ -1,5 +1,5 @@
-"""The run value (labench.run.Run), the modes declared once (labench.identity), model names with
-'-', and the one grid planner (labench.grid) behind report.py and para_explore.sh."""
+"""The run value (labench.spec.run.Run), the modes declared once (labench.spec.identity), model names with
+'-', and the one grid planner (labench.flows.grid) behind report.py and para_explore.sh."""
 import dataclasses
 import os
 import re
@@ -11,11 +11,15 @@ import time
 import pytest
 
 from conftest import ROOT
-from labench import cli, grid, identity, models, scoring, tables
+from labench.flows import cli, grid
+from labench.spec import identity
+from labench.nets import models
+from labench.compute import scoring, setup
+from labench.present import tables
 from saliency.metric import INSERTION
 from labench.errors import UserError
-from labench.identity import OutputId
-from labench.run import Run
+from labench.spec.identity import OutputId
+from labench.spec.run import Run
 from saliency import PAPER_ORDER
 
 LA_PARAMS = {"spatial_range": 10, "max_iter": 5, "sampling_times": 3}
@@ -65,9 +69,9 @@ def test_the_run_fills_its_method_parameters_and_orders_its_modes():
 
 def test_errors_name_the_flags_of_the_run_fields():
     with pytest.raises(UserError, match="--chunk must be at least 1"):
-        cli.check_arguments(Run(method="sm", chunk=0))
+        setup.check_arguments(Run(method="sm", chunk=0))
     with pytest.raises(UserError, match="pass a valid --max_iter"):
-        cli.check_arguments(Run(method="la", params={"max_iter": 0}))
+        setup.check_arguments(Run(method="la", params={"max_iter": 0}))
 
 
 # ---------------------------------------------------------------- model names with '-'
@@ -96,7 +100,7 @@ def test_a_model_name_with_dashes_round_trips(dashed_model, weights, modes, tag)
 
 def test_the_scripts_take_a_model_name_with_dashes(dashed_model):
     run = cli.eval_parser().parse_args(["--model", dashed_model, "--weights", "random", "--amp", "--attr_method", "sm"])
-    assert cli.output_id(run).scores_file == "hf-hub-like-name-random-amp_sm_scores.npz"
+    assert setup.output_id(run).scores_file == "hf-hub-like-name-random-amp_sm_scores.npz"
     assert models.resolve_builder(dashed_model) is models.MODELS["efficientnet_lite0"]
 
 
@@ -154,9 +158,9 @@ def test_a_declared_mode_names_files_and_rows(declared):
 
 def test_a_declared_mode_reaches_the_flags_the_grid_and_the_report(declared):
     gen = cli.attribution_parser().parse_args(["--testmode", "--attr_method", "sm"])
-    assert gen.modes == ("testmode",) and cli.output_id(gen).maps_file == "efficientnet_lite0_sm_attributions.npy"
+    assert gen.modes == ("testmode",) and setup.output_id(gen).maps_file == "efficientnet_lite0_sm_attributions.npy"
     ev = cli.eval_parser().parse_args(["--testmode", "--attr_method", "sm", "--substrate", "white"])
-    assert cli.output_id(ev).stem == "efficientnet_lite0-testmode-substrate_white_sm"
+    assert setup.output_id(ev).stem == "efficientnet_lite0-testmode-substrate_white_sm"
     assert scoring.metric_options(ev)["substrate"] == "white"
     assert cli.eval_parser().parse_args(cli.eval_argv(ev)) == ev
     assert identity.metric_variants()["white"] == "substrate_white"  # report.py --variants white
@@ -211,7 +215,7 @@ def test_para_explore_holds_no_list_of_its_own():
     text = (ROOT / "para_explore.sh").read_text()
     words = set(re.findall(r"[A-Za-z0-9_]+", text))
     assert [name for name in [*PAPER_ORDER, *models.PAPER_MODELS] if name in words] == []
-    assert "labench.grid" in text
+    assert "labench.flows.grid" in text
     assert len(text.splitlines()) < 40
 
 
@@ -220,7 +224,7 @@ def test_an_interrupted_grid_ends_its_step_and_says_how_to_resume(tmp_path):
     slow = tmp_path / "slow_python"
     slow.write_text("#!/bin/sh\necho started\nexec sleep 60\n")
     slow.chmod(0o755)
-    command = [sys.executable, "-m", "labench.grid", "--python", str(slow), "--models", "resnet50", "--methods", "sm"]
+    command = [sys.executable, "-m", "labench.flows.grid", "--python", str(slow), "--models", "resnet50", "--methods", "sm"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     log = tmp_path / "logs" / "grid" / "resnet50_sm.log"

@@ -1,4 +1,4 @@
-"""--runtime (labench.runtime): the metric's forwards in OpenVINO / ONNX Runtime compute eager
+"""--runtime (labench.nets.runtime): the metric's forwards in OpenVINO / ONNX Runtime compute eager
 PyTorch's function (logits to 1e-5 of the largest, curves to 1e-6), and every way it cannot
 (package missing, conversion failing, logits differing) falls back to PyTorch with one note.
 
@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 
 from conftest import call_script, make_images, make_tiny_cnn
-from labench import runtime as rt
-from labench.models import load_model
-from labench.scoring import scored_records
+from labench.nets import runtime as rt
+from labench.nets.models import load_model
+from labench.compute.scoring import scored_records
 from saliency import attribute, auc
 
 RUNTIMES = ["openvino", "onnxruntime"]
@@ -332,8 +332,8 @@ def test_eval_refuses_runtime_with_amp(eval_inputs, capsys):
 
 def test_report_passes_its_runtime_to_every_scoring_run(monkeypatch, tmp_path):
     """make report RUNTIME=openvino -> report.py --runtime openvino -> each scoring run's runtime."""
-    from labench import report
-    from labench.run import Run
+    from labench.flows import report
+    from labench.spec.run import Run
 
     seen = []
     monkeypatch.setattr(report.attributions, "run", lambda run: None)

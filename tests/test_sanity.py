@@ -12,15 +12,17 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 
 from conftest import call_script, make_images, make_tiny_cnn
-from labench import cli, identity, sanity
+from labench.compute import setup
+from labench.flows import sanity
+from labench.spec import identity
 from labench.errors import UserError
-from labench.figures import heatmap
-from labench.identity import OutputId
-from labench.models import Normalize
-from labench.randomisation import (CASCADE_STAGES, layer_units, random_other_classes, randomised_model, stage_size,
+from labench.present.figures import heatmap
+from labench.spec.identity import OutputId
+from labench.nets.models import Normalize
+from labench.nets.randomisation import (CASCADE_STAGES, layer_units, random_other_classes, randomised_model, stage_size,
                                    stage_units)
-from labench.run import Run
-from labench.similarity import heatmap_ssim, normalised_heatmap, rank_correlation, similarity
+from labench.spec.run import Run
+from labench.stats.similarity import heatmap_ssim, normalised_heatmap, rank_correlation, similarity
 from saliency import attribute, saliency_zoo
 from saliency.core.params import protocol
 from saliency.saliency_zoo import Method
@@ -186,7 +188,7 @@ def data(tmp_path):
 def tiny(monkeypatch):
     """The scripts' model replaced by the tiny CNN (10 classes)."""
     model = make_tiny_cnn(seed=2)
-    monkeypatch.setattr(cli, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(setup, "load_model", lambda *args, **kwargs: model)
     return model
 
 

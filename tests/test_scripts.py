@@ -196,7 +196,7 @@ def test_a_real_process_exits_non_zero_with_one_line(tmp_path):
 
 
 def test_speed_modes_keep_float32_outputs_and_exact_model_drops_autocast(lite0):
-    from labench.models import exact_model, with_speed_modes
+    from labench.nets.models import exact_model, with_speed_modes
 
     x = make_images(2, size=64)
     with torch.no_grad():
@@ -239,7 +239,7 @@ def run_amp_pipeline(tmp_path, capsys):
 
 def assert_scored_in_bf16_for_the_fp32_class(scores, images):
     from saliency.core.common import predict
-    from labench.models import load_model, with_speed_modes
+    from labench.nets.models import load_model, with_speed_modes
     from saliency import probability_model
 
     model = load_model("efficientnet_lite0")
@@ -254,7 +254,7 @@ def test_amp_keeps_fp32_maps_where_bf16_moves_aucs_and_scores_in_bf16(amp_data, 
     """la is not amp_maps (bf16 moves its AUCs beyond 0.005): --amp leaves its maps fp32 under
     the fp32 file name, and eval.py --amp scores them in bf16, for the fp32 argmax."""
     from saliency import saliency_zoo
-    from labench.models import load_model
+    from labench.nets.models import load_model
 
     images, labels = amp_data
     assert not saliency_zoo.get_method("la").amp_maps
@@ -273,7 +273,7 @@ def test_amp_maps_explain_the_fp32_argmax(amp_data, tmp_path, capsys, monkeypatc
 
     from saliency import saliency_zoo
     from saliency.core.common import predict
-    from labench.models import load_model, with_speed_modes
+    from labench.nets.models import load_model, with_speed_modes
 
     images, labels = amp_data
     monkeypatch.setitem(saliency_zoo.ZOO, "la", dataclasses.replace(saliency_zoo.ZOO["la"], amp_maps=True))
@@ -293,7 +293,7 @@ def test_larger_offline_models_load_strictly_and_classify_the_sample(sample_data
     in timm's network, the resize layer takes the 224 images to the model's own size, and on every
     sample photo lite0 classifies right the label is in the model's top 5 (measured: both are top-1
     right on coffee, camera and motorcycle; the rocket's label is in their top 5)."""
-    from labench import models
+    from labench.nets import models
 
     model = models.load_model(f"efficientnet_lite{k}")
     size = models.EFFICIENTNET_LITE_SIZES[k]
@@ -318,8 +318,8 @@ def test_make_clean_removes_every_default_output_and_nothing_the_user_gave():
     defaults) go; visualized_imgs/ (the user's evaluation set), data/ itself and the environment stay."""
     import re
 
-    from labench.grid import GridOptions
-    from labench.run import Run
+    from labench.flows.grid import GridOptions
+    from labench.spec.run import Run
 
     def out_default(script):
         return re.search(r'add_argument\("--out", default="([^"]+)"', (ROOT / script).read_text()).group(1)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from conftest import ROOT, make_images, make_tiny_cnn
-from labench.cli import attribution_parser, eval_parser, output_id
-from labench.identity import OutputId
-from labench.models import load_model, weights_tag
+from labench.compute.setup import output_id
+from labench.flows.cli import attribution_parser, eval_parser
+from labench.spec.identity import OutputId
+from labench.nets.models import load_model, weights_tag
 
 
 def digest(model) -> str:
@@ -74,7 +75,7 @@ def test_the_seed_names_random_weights_only_when_it_is_not_zero():
 def test_another_seed_of_a_seeded_method_is_another_output_and_row():
     """The maps of la, attexplore, eg and sg depend on the seed: --seed N names them -seed<N> (seed 0
     keeps today's names); random weights name the seed in their tag already."""
-    from labench.identity import read_model_tag
+    from labench.spec.identity import read_model_tag
 
     base = ["--model", "efficientnet_lite0", "--attr_method", "la"]
     default = output_id(eval_parser().parse_args(base))
@@ -100,11 +101,11 @@ def test_another_seed_of_a_seeded_method_is_another_output_and_row():
 SPY = """
 import hashlib, os, runpy, sys
 import torch
-import labench.attributions, labench.scoring
-from labench import cli
+import labench.compute.attributions, labench.compute.scoring
+from labench.compute import setup
 
 def load_and_report(args, **kwargs):
-    model = cli.load_inputs(args, **kwargs)[2]
+    model = setup.load_inputs(args, **kwargs)[2]
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
@@ -113,7 +114,7 @@ def load_and_report(args, **kwargs):
     os._exit(0)
 
 torch.rand(int(sys.argv[1]))
-labench.attributions.load_inputs = labench.scoring.load_inputs = load_and_report
+labench.compute.attributions.load_inputs = labench.compute.scoring.load_inputs = load_and_report
 sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

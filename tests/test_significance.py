@@ -1,5 +1,5 @@
-"""Interval-backed tables (labench.significance, their statistics in labench.analysis and
-labench.stats) on hand-made scores files with known answers, and the one report command on 2
+"""Interval-backed tables (labench.present.significance, their statistics in labench.stats.analysis and
+labench.stats.inference) on hand-made scores files with known answers, and the one report command on 2
 images and 2 methods, and on 2 models."""
 import time
 
@@ -9,11 +9,12 @@ import pytest
 import scipy.stats
 
 from conftest import load_script, make_images
-from labench import analysis, significance
-from labench.files import save_npz, upsert_csv_row
-from labench.identity import OutputId
-from labench.scoring import load_scores
-from labench.stats import holm, sign_flip_p, verdict
+from labench.stats import analysis
+from labench.present import significance
+from labench.store.files import save_npz, upsert_csv_row
+from labench.spec.identity import OutputId
+from labench.compute.scoring import load_scores
+from labench.stats.inference import holm, sign_flip_p, verdict
 from saliency.metric import DELETION, GAMES, INSERTION
 
 N = 20
@@ -302,7 +303,7 @@ def test_report_on_two_images_and_two_methods(tmp_path, monkeypatch, lite0):
 
 
 def test_seed_reruns_need_fixed_weights_and_other_seeds():
-    from labench import report
+    from labench.flows import report
     from labench.errors import UserError
 
     with pytest.raises(UserError, match="needs fixed weights"):
@@ -336,7 +337,7 @@ def test_report_across_two_models(tmp_path, monkeypatch):
 def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tmp_path, monkeypatch):
     import torch
 
-    from labench.models import load_model
+    from labench.nets.models import load_model
     from saliency import InsertionDeletion, auc, probability_model
 
     monkeypatch.chdir(tmp_path)
@@ -390,8 +391,8 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     # seed rerun on fewer images, b on the paper's metric only (its -published row is not the report's)
     import torch
 
-    from labench import report
-    from labench.run import Run
+    from labench.flows import report
+    from labench.spec.run import Run
 
     add_row(tmp_path, OutputId.make("a", "ig", modes=("substrate_blur",)), long["ig"][0][:5], long["ig"][1][:5])
     add_row(tmp_path, OutputId.make("a", "la", seed=1), long["la"][0][:4], long["la"][1][:4], csv="seed_reruns.csv")
@@ -399,8 +400,8 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
     base = Run(csv_path=tmp_path / "results.csv", scores_dir=tmp_path / "scores")
     scored = report.scored_images(base, ("a", "b"), tmp_path / "seed_reruns.csv")
     # a report of b alone in this shared --out: a's rows are in none of its tables
-    from labench.significance import write_statistics
-    from labench.tables import write_tables
+    from labench.present.significance import write_statistics
+    from labench.present.tables import write_tables
 
     tables, _ = write_tables(base.csv_path, tmp_path / "b_only", plots=False, models=("b",))
     statistics_md, _ = write_statistics(base.csv_path, base.scores_dir, tmp_path / "b_only", plots=False,
@@ -433,7 +434,7 @@ def test_models_with_different_image_counts_agree_on_their_common_images(tmp_pat
 def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
     """Two report processes (say lite1 and lite2) writing into one --out: neither loses the other's
     seconds, and a stage run twice adds up."""
-    from labench.report import Timings
+    from labench.flows.report import Timings
 
     first, second = Timings(tmp_path / "timings.json"), Timings(tmp_path / "timings.json")
     first.run("maps a la", lambda: None)
@@ -444,7 +445,7 @@ def test_timings_of_two_reports_in_one_folder_keep_both_stages(tmp_path):
 
 
 def test_an_interrupted_stage_keeps_its_seconds(tmp_path):
-    from labench.report import Timings
+    from labench.flows.report import Timings
 
     def interrupted():
         time.sleep(0.2)
@@ -458,7 +459,7 @@ def test_an_interrupted_stage_keeps_its_seconds(tmp_path):
 
 
 def test_stage_table_has_a_column_per_model_and_their_totals():
-    from labench.report import stage_table
+    from labench.flows.report import stage_table
 
     seconds = {"maps a la": 7200.0, "scores a paper la": 10.0, "maps b sm": 1.5, "maps a seed 1 la": 36.0,
                "maps a sm": 2.0, "maps c la": 5.0, "scores a blur sm": 4.0}
@@ -490,7 +491,7 @@ def test_printed_comparisons_check_out_for_a_reader(hand_run):
 def test_results_document_gets_the_report_between_its_markers(tmp_path):
     """--results: the README into a document's marked block, headings one level down, the prose
     around it kept; a document without the markers is refused before any work, naming the fix."""
-    from labench import report
+    from labench.flows import report
     from labench.errors import UserError
 
     readme = "# Report: m, 2 evaluation images\n\n- data\n\n## Seed spread\n\n| a | b |\n"

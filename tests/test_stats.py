@@ -1,11 +1,11 @@
-"""labench.stats on hand-made data with known answers, and against scipy called directly."""
+"""labench.stats.inference on hand-made data with known answers, and against scipy called directly."""
 import itertools
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from labench.stats import (baseline_ratios, geometric_improvement, geometric_improvement_ci, holm, holm_multipliers,
+from labench.stats.inference import (baseline_ratios, geometric_improvement, geometric_improvement_ci, holm, holm_multipliers,
                            inverted_intervals, kendall_tau_b, mean_ci, paired_comparison, paired_family,
                            rank_agreement, rank_intervals, relative_improvement, relative_improvement_ci,
                            relative_shift, sign_flip_p, tau_interval, win_rate)

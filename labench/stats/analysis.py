@@ -1,12 +1,12 @@
 """The statistics of the tables as plain results: a `Cell` (mean and interval), a `Comparison` of
 LA with a method, a `Headline`, the `Ranks` of one model's methods, a `Ranking` under the metric
 variants, the `SeedSpread` of the stochastic methods, a `Subset` (the correctly classified
-images) and the agreement `AcrossModels`, all in one `Statistics`. labench.significance collects
-their inputs from the scores files and shows them; every number comes from labench.stats.
+images) and the agreement `AcrossModels`, all in one `Statistics`. labench.present.significance collects
+their inputs from the scores files and shows them; every number comes from labench.stats.inference.
 
 One printed table is one model tag (one model, its weights, its modes: `-published`, `-fast`,
 `-amp` runs are tags of their own), one game and one set of images; its comparisons of LA with
-the other methods are one Holm family (labench.stats.paired_family). A model tag's fields are
+the other methods are one Holm family (labench.stats.inference.paired_family). A model tag's fields are
 read from its OutputId.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import pandas as pd
 
 from saliency.metric import GAMES, Game
 
-from .identity import METRIC_MODES, method_order
-from .stats import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, mean_ci, paired_family,
-                    rank_intervals, relative_improvement_ci, relative_shift, tau_interval, win_rate)
+from ..spec.identity import METRIC_MODES, method_order
+from .inference import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, mean_ci, paired_family,
+                        rank_intervals, relative_improvement_ci, relative_shift, tau_interval, win_rate)
 
 LEAD = "la"  # the method compared with every other one
 PAPER = "paper"  # the protocol without metric variants
@@ -30,7 +30,7 @@ PAPER = "paper"  # the protocol without metric variants
 
 @dataclass(frozen=True)
 class PerImage:
-    """The per-image AUCs of the rows a table shows (labench.significance.collect)."""
+    """The per-image AUCs of the rows a table shows (labench.present.significance.collect)."""
     values: dict  # {model tag: {method: {Game: [N] per-image AUCs}}}
     sources: dict  # {model tag: {method: the scores file}}
     outputs: dict  # {model tag: the OutputId of one of its rows: the tag's fields}
@@ -61,7 +61,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class Comparison:
-    """LA against one method on the same images (one row of a Holm family: labench.stats.paired_family)."""
+    """LA against one method on the same images (one row of a Holm family: labench.stats.inference.paired_family)."""
     model: str
     method: str
     game: Game
@@ -97,7 +97,7 @@ class Headline:
 @dataclass(frozen=True)
 class Agreement:
     """Kendall's tau-b between two rankings of the same methods with its bootstrap interval over
-    the images both were scored on (labench.stats.tau_interval)."""
+    the images both were scored on (labench.stats.inference.tau_interval)."""
     tau: float
     p: float
     low: float

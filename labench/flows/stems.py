@@ -1,7 +1,7 @@
-"""`python -m labench.stems`: for each line of eval.py arguments on stdin, print
+"""`python -m labench.flows.stems`: for each line of eval.py arguments on stdin, print
 `<scores stem> <maps stem>`: exactly the files eval.py would write and read (its own parser reads
 the line into the run value). A line that names no output (an unknown method) prints `? ?` and
-its error on stderr. The grid (labench.grid) names its cells the same way, in-process."""
+its error on stderr. The grid (labench.flows.grid) names its cells the same way, in-process."""
 from __future__ import annotations
 
 import shlex
@@ -9,8 +9,8 @@ import sys
 
 from saliency import SaliencyError
 
+from ..errors import UserError
 from .cli import eval_output_id
-from .errors import UserError
 
 
 def main():

@@ -5,7 +5,7 @@ form; each method's rank with its interval; how the ranking moves under the metr
 choices, under other seeds, on the correctly classified images and across models.
 
 Every number comes from the per-image AUCs that eval.py stores in its scores files
-(labench.scoring.load_scores), through labench.analysis and labench.stats (scipy.stats
+(labench.compute.scoring.load_scores), through labench.stats.analysis and labench.stats.inference (scipy.stats
 underneath); docs/PROTOCOL.md "Statistics" says what each is and why:
 
 - a cell: the mean AUC over images and its BCa bootstrap 95% interval (10,000 resamples, seed 0);
@@ -37,12 +37,12 @@ import pandas as pd
 
 from saliency.metric import GAMES
 
-from .analysis import LEAD, PAPER, Agreement, Headline, PerImage, Ranking, Statistics, protocol_of, statistics
+from ..compute.scoring import load_scores
+from ..spec.identity import method_order
+from ..stats.analysis import LEAD, PAPER, Agreement, Headline, PerImage, Ranking, Statistics, protocol_of, statistics
+from ..stats.inference import ALPHA
 from .figures import ranks_figure, save_figure
-from .identity import method_order
 from .render import MISSING, Interval, Table, csv_text, latex, latex_escape, markdown, save_text
-from .scoring import load_scores
-from .stats import ALPHA
 from .tables import choose_la, display_name, heading, load_results, model_order, of_models
 
 TEST = "paired sign-flip test of the mean difference, Holm-corrected over that model's comparisons"
@@ -52,8 +52,8 @@ TEST = "paired sign-flip test of the mean difference, Holm-corrected over that m
 
 
 def collect(df, scores_prefix, chosen) -> PerImage:
-    """The per-image AUCs of every results row (labench.tables.load_results) whose scores file is
-    in scores_prefix; LA's column takes the setting `chosen[model tag]` (labench.tables.choose_la),
+    """The per-image AUCs of every results row (labench.present.tables.load_results) whose scores file is
+    in scores_prefix; LA's column takes the setting `chosen[model tag]` (labench.present.tables.choose_la),
     as the main tables do. The classes the metric scored come from LA's file, else the first one
     that holds them."""
     values, sources, outputs, classes = {}, {}, {}, {}

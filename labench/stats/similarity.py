@@ -1,8 +1,8 @@
-"""How alike two attribution maps of one image are (the sanity checks, labench.sanity): Spearman's
+"""How alike two attribution maps of one image are (the sanity checks, labench.flows.sanity): Spearman's
 rank correlation of the absolute values and of the signed values, over every value of the
 maps (the C x H x W values Insertion and Deletion rank), and the SSIM of their normalised
 heatmaps: the channel mean of |map| over its 99th percentile, clipped to [0, 1]
-(labench.figures.signed_heatmap of |map|). Not the published heatmap of the figures: it sets
+(labench.heatmaps.signed_heatmap of |map|). Not the published heatmap of the figures: it sets
 the 80% lowest pixels to exactly 0, and a window where both maps are 0 counts as identical, so
 two unrelated maps would score well above 0.
 
@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
-from .figures import signed_heatmap
+from .heatmaps import signed_heatmap
 
 MEASURES = {"spearman_abs": "Spearman rank correlation of |map|",
             "spearman_signed": "Spearman rank correlation of the signed map",

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from saliency import get_method
 
-from .errors import UserError
+from ..errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -233,7 +233,7 @@ PAPER_MODELS = ["inception_v3", "resnet50", "vgg16", "maxvit_t"]
 
 def check_model_name(name):
     """A model name usable in file names: no '/' and no surrounding blanks ('-' is allowed: the
-    file names' model tag is read back through the models known here, labench.identity)."""
+    file names' model tag is read back through the models known here, labench.spec.identity)."""
     if not name or "/" in name or name != name.strip():
         raise UserError(f"model name {name!r} cannot name files ('/' is not allowed)")
 

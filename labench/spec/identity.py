@@ -3,7 +3,7 @@
 It gives the file stem of the maps and of the scores (docs/PROTOCOL.md "File names"), the results.csv row
 key, the table column and the plot label, and parses back from a file name or a results.csv row
 (here, and nowhere else: tables, statistics and plots read the fields). Every script, plot.py,
-tables.py and the grid planner (labench.grid) name their outputs through it.
+tables.py and the grid planner (labench.flows.grid) name their outputs through it.
 
     efficientnet_lite0_la_spatial-range-20_max-iter-20_sampling-times-20
     resnet50-random-amp-channels_last_sm
@@ -21,19 +21,19 @@ names, its flag's help, whether it changes a method's maps), in this order: amp,
 (speed modes; amp changes only the maps of methods whose registry entry says amp_maps),
 published (the published scripts' computation: it changes the maps of methods with a published
 variant and always the scores, whose ties it orders as NumPy did), fast (the same function made
-cheaper, labench.fast: float rounding moves maps and scores), the sanity checks (cascade1 ..
+cheaper, labench.nets.fast: float rounding moves maps and scores), the sanity checks (cascade1 ..
 cascade5: the model randomised from the top down to that stage; random_logit: another class
 explained; alternatives, one at a time), then the metric variants, which
 change the scores and never the maps. The metric variants are not listed by hand: every value
 of an Insertion/Deletion option but the paper's (saliency.metric's SUBSTRATES and ORDERS, whose
 first value is the paper's) is the mode `<option>_<value>`, e.g. substrate_blur, order_pixel.
 A mode registered later (`register_mode`) joins the file names, the results.csv rows, the
-scripts' flags (labench.cli), the report's variants and the grid, with no other edit.
+scripts' flags (labench.flows.cli), the report's variants and the grid, with no other edit.
 
 Parsing a model tag (`parse_model_tag`): modes are known names, read from the end; weights tags
-never hold '-' (labench.models.weights_tag). What is left is `model` or `model-weights`, and a
+never hold '-' (labench.nets.models.weights_tag). What is left is `model` or `model-weights`, and a
 model name may hold '-' (a timm or hub-style name), so the split uses the models labench knows
-(labench.models.is_known_model): at the last '-' when the part before it is a known model, else
+(labench.nets.models.is_known_model): at the last '-' when the part before it is a known model, else
 no weights when the whole is a known model, else at the first '-' (a model this installation
 does not know: the rule before model names could hold '-'). `OutputId.make` refuses a model whose
 tag would not parse back to it (a model name ending in a mode's name, or one that reads as a
@@ -49,9 +49,9 @@ from typing import Callable
 from saliency import PAPER_ORDER, ZOO, get_method
 from saliency.metric import ORDERS, SUBSTRATES
 
-from .errors import UserError
-from .models import is_known_model
-from .randomisation import CASCADE_STAGES
+from ..errors import UserError
+from ..nets.models import is_known_model
+from ..nets.randomisation import CASCADE_STAGES
 
 # the Insertion/Deletion options whose other values are metric variants; the first value is the paper's
 METRIC_OPTIONS = {"substrate": SUBSTRATES, "order": ORDERS}
@@ -108,17 +108,17 @@ FLAG_MODES = (
                       "argsort. Tagged -published; never mixed with the default",
          changes_maps=lambda entry: entry.has_published),
     Mode("fast", "opt-in: the same function made cheaper (BatchNorm folded into its convolution, TF-SAME padding "
-                 "fixed once; labench.fast), checked against the model's logits. Tagged -fast: float rounding "
+                 "fixed once; labench.nets.fast), checked against the model's logits. Tagged -fast: float rounding "
                  "moves the maps"),
 )
 # the sanity checks (sanity.py, docs/PROTOCOL.md "Sanity checks"), one at a time: the model's parameters
-# randomised from the top down to stage k (labench.randomisation), or another class explained
+# randomised from the top down to stage k (labench.nets.randomisation), or another class explained
 SANITY = "sanity"
 CASCADE_SPANS = {1: "the head", CASCADE_STAGES: "every layer"}  # the other stages: the head and the last blocks
 CASCADE_MODES = {k: Mode(f"cascade{k}", f"sanity check: the model's parameters randomised from the top down to "
                                         f"stage {k} of {CASCADE_STAGES}, "
                                         f"{CASCADE_SPANS.get(k, 'the head and the last blocks')} "
-                                        f"(labench.randomisation), drawn from --seed. Tagged -cascade{k}", group=SANITY)
+                                        f"(labench.nets.randomisation), drawn from --seed. Tagged -cascade{k}", group=SANITY)
                  for k in range(1, CASCADE_STAGES + 1)}  # {stage: its mode}
 RANDOM_LOGIT = Mode("random_logit", "sanity check: every method explains a randomly drawn other class of each image "
                                     "(drawn per image from --seed). Tagged -random_logit", group=SANITY)
@@ -243,7 +243,7 @@ def maps_modes(method: str, modes) -> tuple:
 class OutputId:
     model: str
     method: str
-    weights: str = ""  # the weights tag ('' = default weights), see labench.models.weights_tag
+    weights: str = ""  # the weights tag ('' = default weights), see labench.nets.models.weights_tag
     params: tuple = ()  # values of the method's file_params, in their order
     modes: tuple = field(default=())  # mode names, in file-name order (MODE_REGISTRY)
     seed: int = 0  # the seed of a seeded method's random draws where the weights tag does not name it
@@ -312,7 +312,7 @@ class OutputId:
 
     @property
     def metric_options(self) -> dict:
-        """{option: value} of the metric that scored this output (labench.scoring)."""
+        """{option: value} of the metric that scored this output (labench.compute.scoring)."""
         return metric_options(self.modes)
 
     @property

@@ -4,7 +4,7 @@ every figure is written by `save_figure`.
 
 The heatmap is the published one (`heatmap`): mean over channels, clipped to the 80th..99th
 percentile, scaled to [0, 1], shown in gray (not transposed, docs/DEVIATIONS.md item 7).
-Methods with file parameters (LA) show the setting labench.identity.choose_setting picks.
+Methods with file parameters (LA) show the setting labench.spec.identity.choose_setting picks.
 """
 from __future__ import annotations
 
@@ -19,36 +19,17 @@ import numpy as np  # noqa: E402
 from saliency import PAPER_ORDER, get_method  # noqa: E402
 from saliency.metric import GAMES, INSERTION  # noqa: E402
 
-from .data import class_names, load_dataset  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .files import atomic_path, load_npy, load_npz  # noqa: E402
-from .identity import MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting, model_tag  # noqa: E402
-from .models import load_model, weights_tag  # noqa: E402
+from ..compute.data import class_names, load_dataset  # noqa: E402
+from ..errors import UserError  # noqa: E402
+from ..nets.models import load_model, weights_tag  # noqa: E402
+from ..spec.identity import MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting, model_tag  # noqa: E402
+from ..stats.heatmaps import heatmap, signed_heatmap  # noqa: E402
+from ..store.files import atomic_path, load_npy, load_npz  # noqa: E402
 
 MODES = ("gray", "overlay", "signed")
 
 
 # ---------------------------------------------------------------- heatmaps
-
-
-def heatmap(attribution, low_percentile=80, high_percentile=99):
-    """[C,H,W] map -> [H,W] in [0,1]: channel mean clipped to its low..high percentiles, rescaled."""
-    gray = np.asarray(attribution, dtype=np.float64).mean(axis=0)
-    low, high = np.percentile(gray, low_percentile), np.percentile(gray, high_percentile)
-    return (np.clip(gray, low, high) - low) / (high - low + 1e-6)
-
-
-def signed_heatmap(attribution, percentile=99):
-    """[C,H,W] map -> [H,W] in [-1,1]: channel mean over its `percentile` of absolute values, clipped.
-
-    Keeps the sign, so evidence for (positive) and against (negative) the class stay apart; an
-    all-zero map gives zeros.
-    """
-    mean = np.asarray(attribution, dtype=np.float64).mean(axis=0)
-    scale = np.percentile(np.abs(mean), percentile)
-    if scale <= 0:
-        scale = np.abs(mean).max()
-    return np.clip(mean / scale, -1, 1) if scale > 0 else np.zeros_like(mean)
 
 
 def show_map(ax, attribution, image=None, mode="gray", alpha=0.5, cmap="jet"):
@@ -288,7 +269,7 @@ def scores_table(model="efficientnet_lite0", weights="default", scores_prefix="s
 
 def la_grid_figure(grids, model):
     """One panel per spatial_range: AUC against max_iter, a line per sampling_times; insertion on the
-    top row, deletion below. grids: {Game: labench.tables.la_grid of the model}."""
+    top row, deletion below. grids: {Game: labench.present.tables.la_grid of the model}."""
     ranges = list(grids[INSERTION].index.get_level_values(0).unique())
     fig, axes = plt.subplots(2, len(ranges), figsize=(3.6 * len(ranges) + 0.6, 6.2), squeeze=False,
                              sharex=True, sharey="row")

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .errors import UserError
+from ..errors import UserError
 
 # the copy's logits must equal the original's to float rounding: |difference| <= TOLERANCE * max |logit|
 # (measured: 2.5e-7 resnet50 .. 2e-4 maxvit_t; a misplaced fold moves logits by their own size)

@@ -2,7 +2,7 @@
 sign-flip test of a mean difference with the interval that inverts it, Holm's correction and the
 level at which it decided each hypothesis, effect sizes, the relative-improvement headline in
 the paper's and a robust form, ranks with bootstrap intervals and rank agreement (Kendall's tau)
-with a bootstrap interval. labench.analysis turns them into the statistics of the tables.
+with a bootstrap interval. labench.stats.analysis turns them into the statistics of the tables.
 
 Inputs are per-image values (e.g. per-image AUCs: the trapezoid rule is linear, so the mean of the
 per-image AUCs is the AUC of the mean curve, a method's score). Outputs are plain floats, arrays

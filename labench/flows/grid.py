@@ -1,6 +1,6 @@
 """The one grid planner: models x methods x settings x modes, expanded into run values
-(labench.run.Run), each cell with its label, its two command lines and the stem of the scores it
-writes. report.py plans its runs here (in-process); para_explore.sh is `python -m labench.grid`:
+(labench.spec.run.Run), each cell with its label, its two command lines and the stem of the scores it
+writes. report.py plans its runs here (in-process); para_explore.sh is `python -m labench.flows.grid`:
 its options in, every cell run as subprocesses (generate_attributions.py, then eval.py) with one
 log each, a summary out.
 
@@ -24,13 +24,13 @@ from pathlib import Path
 
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
+from ..errors import UserError
+from ..nets.models import PAPER_MODELS
+from ..spec.identity import FLAG_MODE_NAMES, PARAM_SYMBOLS
+from ..spec.run import Run
 from .cli import attribution_argv, eval_argv, eval_output_id
-from .errors import UserError
-from .identity import FLAG_MODE_NAMES, PARAM_SYMBOLS
-from .models import PAPER_MODELS
-from .run import Run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROG = "para_explore.sh"
 # docs/PROTOCOL.md "The paper's grid": LA over spatial_range x max_iter x sampling_times
 PAPER_SETTINGS = {"spatial_range": (10, 20, 30), "max_iter": (10, 20, 30), "sampling_times": (10, 20, 30)}
@@ -109,7 +109,7 @@ class Option:
 
 
 def options_table() -> tuple:
-    """Every option of the grid; one flag per flag mode (labench.identity), passed to both scripts."""
+    """Every option of the grid; one flag per flag mode (labench.spec.identity), passed to both scripts."""
     return (
         Option("models", ("model",)), Option("methods", ("method", "attr_method")),
         Option("spatial_ranges", ("spatial_range",)), Option("max_iters", ("max_iter",)),
@@ -246,7 +246,7 @@ exists is skipped as done (only its results.csv row is refreshed, which needs no
 resuming after a crash is rerunning the same command; a cell that was cut off half way resumes
 from its saved chunks. A failing cell does not stop the grid. At the end a summary lists what
 ran, what was skipped and what failed (with its log file). Exit status: 0 if no cell failed,
-1 if any did, 2 on a usage error. The planner is labench.grid (`python -m labench.grid`).
+1 if any did, 2 on a usage error. The planner is labench.flows.grid (`python -m labench.flows.grid`).
 
 Grid (lists are space- or comma-separated; defaults are the published grid):
   --models LIST          models; NAME:WEIGHTS gives one model its own weights
@@ -268,7 +268,7 @@ Passed to both scripts:
                          as NumPy did; outputs are tagged MODEL-published (to check the paper's
                          table; the default is the fair comparison of methods)
   {mode_flags}
-                         the scripts' other opt-in modes (labench.identity), tagged alike
+                         the scripts' other opt-in modes (labench.spec.identity), tagged alike
 
 Outputs:
   --attr_prefix DIR      attribution maps (default: attributions)

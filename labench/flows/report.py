@@ -20,17 +20,18 @@ import torch
 from saliency import PAPER_ORDER, get_method
 from saliency.metric import GAMES
 
-from . import attributions, grid, scoring
-from .analysis import PAPER, protocol_of
+from ..compute import attributions, scoring
+from ..compute.data import describe_evaluation_set, load_dataset
+from ..errors import UserError
+from ..nets.models import DEFAULT_MODEL, resolve_device
+from ..present.significance import collect_results, write_statistics
+from ..present.tables import write_tables
+from ..spec.identity import metric_variants
+from ..spec.run import Run
+from ..stats.analysis import PAPER, protocol_of
+from ..store.files import atomic_path, check_output_folder, locked
+from . import grid
 from .cli import SEEDED_METHODS, checked_methods
-from .data import describe_evaluation_set, load_dataset
-from .errors import UserError
-from .files import atomic_path, check_output_folder, locked
-from .identity import metric_variants
-from .models import DEFAULT_MODEL, resolve_device
-from .run import Run
-from .significance import collect_results, write_statistics
-from .tables import write_tables
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ class Request:
     images: int = 64
     variant_images: int | None = None  # the metric variants score only the first V images (None: all)
     methods: tuple = ()  # () = all twelve
-    variants: tuple = ()  # short names of metric variants (labench.identity.metric_variants)
+    variants: tuple = ()  # short names of metric variants (labench.spec.identity.metric_variants)
     settings: tuple = ()  # ((file parameter, value), ...) of the methods with file parameters (LA)
     seed: int = 0
     device: str = "auto"
-    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.runtime)
+    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.nets.runtime)
     out: str = "report"
     tables_only: bool = False
     seed_reruns: tuple = ()  # other seeds for the methods whose maps depend on the seed
@@ -218,7 +219,7 @@ def reruns_csv(out) -> Path:
 
 def compute(request, methods, variants, variant_images, base, timings, log):
     """The maps of every method and their scores under each protocol, then the seed reruns (what
-    is on disk is kept), planned by labench.grid."""
+    is on disk is kept), planned by labench.flows.grid."""
     models = [(model, request.weights) for model in request.models]
     settings = {param: (value,) for param, value in request.settings}
 
@@ -360,7 +361,7 @@ def write_readme(request: Request, methods, variants, variant_images, device, se
         "seed 0); LA against each method: the mean difference, its paired sign-flip permutation test, Holm-corrected "
         "over the comparisons of one table (one model, game, metric protocol and mode), and the interval that inverts "
         "that test at the row's Holm level (it excludes 0 exactly where the verdict is better or worse); LA's win "
-        "rate and median relative shift; ranks and Kendall's tau with bootstrap intervals (labench.significance)",
+        "rate and median relative shift; ranks and Kendall's tau with bootstrap intervals (labench.present.significance)",
         "- device: " + ("not this --tables_only run's (it computes nothing): the stages below ran where their "
                         "runs did" if request.tables_only else device_name(device)),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import RunFailure, UserError
+from ..errors import RunFailure, UserError
 
 
 def _umask() -> int:

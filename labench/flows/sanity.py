@@ -3,9 +3,9 @@
 
 For each method it computes the maps of the first N images on the trained model, on the model
 randomised from the top down to each chosen cascade stage, and for a randomly drawn other class
-(labench.randomisation; the modes cascade1 .. cascade5 and random_logit, through the attribution
+(labench.nets.randomisation; the modes cascade1 .. cascade5 and random_logit, through the attribution
 job, so every map set is resumable and named apart), then compares each image's maps with its
-trained map (labench.similarity) and writes, under --out:
+trained map (labench.stats.similarity) and writes, under --out:
 
     sanity.md / sanity.tex   a table per measure: method x check, mean similarity [95% interval]
     sanity.csv               the same cells, one row per method, check and measure
@@ -25,18 +25,19 @@ import numpy as np
 
 from saliency import get_method
 
-from . import attributions, cli
-from .data import load_dataset
-from .errors import UserError
-from .figures import grid_figure, load_maps, save_figure
-from .identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order, model_tag,
-                       ordered_modes)
-from .models import DEFAULT_MODEL, weights_tag
-from .randomisation import CASCADE_STAGES, layer_units, stage_size
-from .render import MISSING, Interval, Table, csv_text, latex, markdown, save_text
-from .run import Run
-from .similarity import MEASURES, constant, similarity
-from .stats import N_RESAMPLES, SEED, mean_ci
+from ..compute import attributions, setup
+from ..compute.data import load_dataset
+from ..errors import UserError
+from ..nets.models import DEFAULT_MODEL, weights_tag
+from ..nets.randomisation import CASCADE_STAGES, layer_units, stage_size
+from ..present.figures import grid_figure, load_maps, save_figure
+from ..present.render import MISSING, Interval, Table, csv_text, latex, markdown, save_text
+from ..spec.identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order, model_tag,
+                             ordered_modes)
+from ..spec.run import Run
+from ..stats.inference import N_RESAMPLES, SEED, mean_ci
+from ..stats.similarity import MEASURES, constant, similarity
+from . import cli
 
 TRAINED = "trained"
 
@@ -97,7 +98,7 @@ def run_of(request: Request, method: str, check: Check) -> Run:
 
 
 def maps_path(run: Run) -> Path:
-    return Path(run.maps_dir) / cli.output_id(run).maps_file
+    return Path(run.maps_dir) / setup.output_id(run).maps_file
 
 
 def compute_maps(request: Request, methods, checks):
@@ -130,7 +131,7 @@ def per_image(request: Request, methods, checks):
 
 def cells(rows, methods, checks) -> dict:
     """{(method, check name, measure): (n, mean, low, high)}: the mean over images and its
-    bootstrap interval (labench.stats.mean_ci); none for a method without an image compared."""
+    bootstrap interval (labench.stats.inference.mean_ci); none for a method without an image compared."""
     found = {}
     for method in methods:
         for check in checks[1:]:
@@ -146,7 +147,7 @@ def cells(rows, methods, checks) -> dict:
 
 def stage_notes(request: Request, checks) -> str:
     """Which layers each cascade stage randomises, on this model's network."""
-    units = layer_units(cli.network(Run(model=request.model, weights=request.weights, seed=request.seed)))
+    units = layer_units(setup.network(Run(model=request.model, weights=request.weights, seed=request.seed)))
     names = [unit.name for unit in units]
     wrapper = names[0].split(".")[0] + "."  # load_model's Sequential around the network: not part of a layer's name
     if all(name.startswith(wrapper) for name in names):

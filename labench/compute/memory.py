@@ -5,7 +5,7 @@ import torch
 
 from saliency.core.common import output_grads, softmax_of
 
-from .errors import UserError
+from ..errors import UserError
 
 MEMORY_BUDGET = 0.7  # share of the device's free memory one model call may fill
 MAX_AUTO_ROWS = 1024  # beyond this a GPU gains nothing and a failed call loses much

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .files import atomic_path
+from ..store.files import atomic_path
 
 MISSING = "-"
 MARKS = {"better": ("▲", r"$^\blacktriangle$"), "worse": ("▼", r"$^\blacktriangledown$")}  # Markdown, LaTeX

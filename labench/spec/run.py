@@ -1,7 +1,7 @@
 """The run value: everything one run of generate_attributions.py or eval.py is asked to do (one
 cell of a grid, one step of a report), frozen. The parsers build it once from the arguments
-(labench.cli), the grid planner and the report build it directly (labench.grid, labench.report);
-the logic (labench.attributions, labench.scoring, labench.cli's checks and set-up) reads it and
+(labench.flows.cli), the grid planner and the report build it directly (labench.flows.grid, labench.flows.report);
+the logic (labench.compute.attributions, labench.compute.scoring, labench.flows.cli's checks and set-up) reads it and
 nothing else."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from saliency import SaliencyError, get_method
 
+from ..nets.models import DEFAULT_MODEL, weights_tag
 from .identity import OutputId, metric_options, ordered_modes
-from .models import DEFAULT_MODEL, weights_tag
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Run:
     method: str = "la"
     # ((name, value), ...): the method's file parameters; the registry's defaults fill those not given
     params: tuple = ()
-    modes: tuple = ()  # mode names (labench.identity), kept in file-name order
+    modes: tuple = ()  # mode names (labench.spec.identity), kept in file-name order
     data_dir: str = "data"
     limit: int | None = None  # only the first N images
     device: str = "auto"
@@ -32,7 +32,7 @@ class Run:
     maps_dir: str = "attributions"
     scores_dir: str = "scores"
     csv_path: str = "results.csv"
-    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.runtime); the same curves to rounding
+    runtime: str = "auto"  # the metric's forward passes on a CPU (labench.nets.runtime); the same curves to rounding
 
     def __post_init__(self):
         normal = {"modes": ordered_modes(self.modes), "params": _method_params(self.method, dict(self.params)),
@@ -48,7 +48,7 @@ class Run:
     @property
     def output_id(self) -> OutputId:
         """The identity of what the run's scores are (.maps(): of its maps). The seed names the
-        output of a seeded method, unless random weights name it already (labench.identity)."""
+        output of a seeded method, unless random weights name it already (labench.spec.identity)."""
         return OutputId.make(self.model, self.method, weights_tag(self.weights, self.seed), self.method_params, self.modes,
                              seed=0 if self.weights == "random" else self.seed)
 

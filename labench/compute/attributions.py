@@ -16,17 +16,17 @@ import torch
 from saliency import attribute
 from saliency.core.common import predict
 
-from .cli import (bf16_maps, build_model, default_batch_size, load_inputs, method_of, output_id, published_batch_size,
-                  published_group)
-from .errors import UserError
-from .identity import RANDOM_LOGIT, SANITY, cascade_stage, declaration
-from .jobs import ChunkStore, Distributed
+from ..errors import UserError
+from ..nets.models import exact_model
+from ..nets.randomisation import random_other_classes
+from ..spec.identity import RANDOM_LOGIT, SANITY, cascade_stage, declaration
+from ..spec.run import Run
+from ..store.files import check_output_folder, save_npy
+from ..store.jobs import ChunkStore, Distributed
 from .memory import auto_rows
 from .progress import progress
-from .models import exact_model
-from .files import check_output_folder, save_npy
-from .randomisation import random_other_classes
-from .run import Run
+from .setup import (bf16_maps, build_model, default_batch_size, load_inputs, method_of, output_id, published_batch_size,
+                    published_group)
 
 
 def existing_output_matches(path: Path, n: int) -> bool:
@@ -60,7 +60,7 @@ def explained_classes(run: Run, method, model, reference, x, labels, indices):
     prediction) None, their own argmax, or under --amp the fp32 argmax (models.exact_model). Under a
     cascade stage la and agi explain the trained model's argmax (`reference`); under random_logit
     every method explains another class of each image than the one it explains on the model,
-    drawn per image (labench.randomisation.random_other_classes)."""
+    drawn per image (labench.nets.randomisation.random_other_classes)."""
     if RANDOM_LOGIT.name in run.modes:
         with torch.no_grad():
             logits = exact_model(model)(x)

@@ -12,17 +12,17 @@ from saliency import InsertionDeletion, auc, probability_model
 from saliency.core.common import predict
 from saliency.metric import GAMES, N_STEPS, TIES, default_batch_size, whole_curves
 
-from .cli import load_inputs, output_id
-from .errors import UserError
-from .fast import compiled_for_inference
-from .files import check_output_folder, load_npy, load_npz, read_results, save_npz, upsert_csv_row
-from .jobs import ChunkStore, Distributed
+from ..errors import UserError
+from ..nets.fast import compiled_for_inference
+from ..nets.models import exact_model
+from ..nets.runtime import auto_note, converted_for_metric, resolve_runtime
+from ..spec.identity import metric_options as paper_metric
+from ..spec.run import Run
+from ..store.files import check_output_folder, load_npy, load_npz, read_results, save_npz, upsert_csv_row
+from ..store.jobs import ChunkStore, Distributed
 from .memory import auto_rows
-from .identity import metric_options as paper_metric
-from .models import exact_model
-from .run import Run
 from .progress import progress
-from .runtime import auto_note, converted_for_metric, resolve_runtime
+from .setup import load_inputs, output_id
 
 METRIC_DEFAULTS = {"ties": TIES[0], **paper_metric()}  # the paper's protocol
 CHUNK = 10  # images per saved chunk unless the run says
@@ -34,14 +34,14 @@ RECORD = np.dtype([("curves", np.float32, (len(GAMES), N_STEPS + 1)), ("class", 
 
 def metric_options(run: Run) -> dict:
     """InsertionDeletion's options of a run: ties as NumPy under --published, the options its
-    metric variants set (labench.identity), the paper's protocol elsewhere."""
+    metric variants set (labench.spec.identity), the paper's protocol elsewhere."""
     return {"ties": "numpy" if run.published else METRIC_DEFAULTS["ties"], **run.metric_options}
 
 
 def scored_records(images, maps, model, batch_size, progress=None, curves_model=None, **options):
     """[N] RECORD: insertion then deletion curve of every image and the class scored, the argmax
     on the clean image (in fp32 also under --amp: models.exact_model). curves_model: the logit
-    model the curves' forwards run on (--runtime: labench.runtime), default `model`; the class is
+    model the curves' forwards run on (--runtime: labench.nets.runtime), default `model`; the class is
     decided by `model` either way. options: the metric's."""
     metric = InsertionDeletion(probability_model(curves_model or model), batch_size=batch_size, **options)
     device = next(model.parameters()).device

@@ -1,5 +1,5 @@
 """results.csv as the paper's tables, and the LA parameter grid (the logic of tables.py), built
-as labench.render tables and written in Markdown and LaTeX."""
+as labench.present.render tables and written in Markdown and LaTeX."""
 from __future__ import annotations
 
 import math
@@ -10,11 +10,11 @@ import pandas as pd
 from saliency import PAPER_ORDER, SaliencyError, get_method
 from saliency.metric import GAMES, INSERTION
 
-from .errors import UserError
+from ..errors import UserError
+from ..nets.models import PAPER_MODELS
+from ..spec.identity import OutputId, choose_setting, method_order
+from ..store.files import read_results
 from .figures import la_grid_figure, save_figure
-from .files import read_results
-from .identity import OutputId, choose_setting, method_order
-from .models import PAPER_MODELS
 from .render import MISSING, Number, Table, latex, markdown, save_text
 
 GRID_METHOD = "la"  # the method whose parameter grid is tabulated (its file parameters)
@@ -32,7 +32,7 @@ def heading(game) -> str:
 def load_results(path) -> pd.DataFrame:
     """results.csv as a frame: model (the model tag), attr_method, spatial_range, max_iter,
     sampling_times (ints for LA rows, None otherwise), insertion, deletion (floats, NaN when blank),
-    output (the row's labench.identity.OutputId: tables read its fields, never split the tag).
+    output (the row's labench.spec.identity.OutputId: tables read its fields, never split the tag).
     A later row with the same key replaces an earlier one."""
     path = Path(path)
     if not path.exists():
@@ -107,7 +107,7 @@ def la_settings(df, model):
 
 def choose_la(df, model, choice="default"):
     """(r, T, S) of the LA row shown for `model`, or None when it has none (or not the one asked).
-    default: labench.identity.choose_setting, the rule plot.py uses too; best: the best insertion."""
+    default: labench.spec.identity.choose_setting, the rule plot.py uses too; best: the best insertion."""
     rows = la_settings(df, model)
     settings = {tuple(int(v) for v in r[LA_KEYS]): r for _, r in rows.iterrows()}
     if isinstance(choice, tuple):
@@ -215,7 +215,7 @@ def la_grid_markdown(df, digits=4):
 
 
 def la_grid_plot(df, model, path):
-    """The LA grid figure of one model (labench.figures.la_grid_figure) saved to `path`; returns the
+    """The LA grid figure of one model (labench.present.figures.la_grid_figure) saved to `path`; returns the
     path, or None when the model has no LA rows."""
     grids = {game: la_grid(df, model, game) for game in GAMES}
     if grids[INSERTION].empty:

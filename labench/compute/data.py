@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserError
-from .files import atomic_path, save_tensor
+from ..errors import UserError
+from ..store.files import atomic_path, save_tensor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLASS_INDEX_PATH = ROOT / "imagenet_class_index.json"
 NUM_CLASSES = 1000  # every model here is an ImageNet-1k classifier
 

@@ -1,0 +1,1 @@
+"""What the scripts run: their arguments, the grid, the report, the sanity checks."""

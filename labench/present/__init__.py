@@ -1,0 +1,1 @@
+"""What a reader sees: tables in Markdown, LaTeX and CSV, and the figures."""

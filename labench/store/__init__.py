@@ -1,0 +1,1 @@
+"""Files that are never half-written: atomic writes, checked reads, locks, the resumable chunk stores."""
