@@ -7,13 +7,15 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from conftest import PUBLISHED_SET, ROOT, make_images
 from labench.compute import data
-from labench.nets import models
-from saliency import probability_model
 from labench.compute.data import build_dataset
-from conftest import PUBLISHED_SET, ROOT
+from labench.compute.setup import load_inputs
 from labench.errors import UserError
+from labench.nets import models
 from labench.nets.models import load_model
+from labench.spec.run import Run
+from saliency import probability_model
 
 
 
@@ -129,3 +131,47 @@ def test_normalize_layer():
     x = torch.ones(1, 3, 2, 2)
     assert torch.allclose(layer(x)[0, :, 0, 0], torch.tensor([1.0, 1.5, 0.5]))
     assert isinstance(probability_model(nn.Identity())[1], nn.Softmax)
+
+
+def nan_after_two(folder):
+    """A cache of 4 images whose last two hold NaN (a corrupt tail)."""
+    folder.mkdir()
+    images = make_images(4, size=16)
+    images[2:] = float("nan")
+    torch.save(images, folder / "img_batch.pt")
+    torch.save(torch.tensor([1, 2, 3, 4]), folder / "label_batch.pt")
+    return images
+
+
+def test_a_run_reads_and_checks_only_the_images_it_uses(tmp_path):
+    images = nan_after_two(tmp_path / "data")
+    first, labels = data.load_dataset(tmp_path / "data", limit=2)
+    assert torch.equal(first, images[:2]) and labels.tolist() == [1, 2]
+    assert first.dtype == torch.float32 and first.shape == (2, 3, 16, 16)
+    with pytest.raises(UserError, match="NaN"):
+        data.load_dataset(tmp_path / "data")
+    with pytest.raises(UserError, match="NaN"):
+        data.load_dataset(tmp_path / "data", limit=3)
+    run = Run(method="sm", data_dir=str(tmp_path / "data"), limit=2, weights="random")
+    loaded, loaded_labels, _, _ = load_inputs(run)
+    assert torch.equal(loaded, images[:2]) and loaded_labels.tolist() == [1, 2]
+
+
+def test_a_cache_in_the_old_torch_format_still_loads(tmp_path):
+    (tmp_path / "old").mkdir()
+    images = make_images(3, size=16)
+    torch.save(images, tmp_path / "old" / "img_batch.pt", _use_new_zipfile_serialization=False)
+    torch.save(torch.tensor([5, 6, 7]), tmp_path / "old" / "label_batch.pt", _use_new_zipfile_serialization=False)
+    loaded, labels = data.load_dataset(tmp_path / "old", limit=2)
+    assert torch.equal(loaded, images[:2]) and labels.tolist() == [5, 6]
+
+
+def test_images_mapped_from_the_cache_can_be_changed_without_touching_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    torch.save(make_images(2, size=8), tmp_path / "data" / "img_batch.pt")
+    torch.save(torch.tensor([1, 2]), tmp_path / "data" / "label_batch.pt")
+    before = (tmp_path / "data" / "img_batch.pt").read_bytes()
+    images, _ = data.load_dataset(tmp_path / "data")
+    images.zero_()
+    assert (tmp_path / "data" / "img_batch.pt").read_bytes() == before
+    assert not torch.equal(data.load_dataset(tmp_path / "data")[0], images)

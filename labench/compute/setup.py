@@ -92,9 +92,7 @@ def load_inputs(run: Run, amp=None, before_model=None):
     outputs, run once the images are known and before the model is built."""
     check_arguments(run)
     device = resolve_device(run.device)
-    images, labels = load_dataset(run.data_dir)
-    if run.limit is not None:
-        images, labels = images[: run.limit], labels[: run.limit]
+    images, labels = load_dataset(run.data_dir, run.limit)
     if before_model is not None:
         before_model(images)
     return images, labels, build_model(run, device, tuple(images.shape[1:]), amp), device

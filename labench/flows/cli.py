@@ -11,14 +11,14 @@ from saliency.saliency_zoo import PAPER_ORDER
 from ..compute.setup import CPU_BATCH, output_id
 from ..errors import UserError
 from ..nets.runtime import RUNTIMES
-from ..spec.identity import FLAG_MODE_NAMES, METRIC_OPTIONS, declaration, metric_mode, metric_values
+from ..spec.identity import FLAG_MODE_NAMES, LEAD, METRIC_OPTIONS, declaration, metric_mode, metric_values
 from ..spec.run import Run
 
 DEFAULT = Run()  # the default of every flag that sets a field of the run
-LA_DEFAULTS = get_method("la").defaults  # the flags of LA's file parameters default to its declaration
+LA_DEFAULTS = get_method(LEAD).defaults  # the flags of LA's file parameters default to its declaration
 SEEDED_METHODS = [m for m in PAPER_ORDER if get_method(m).seeded]  # maps that depend on --seed
 # the flag of each method file parameter: the parsers map flags to Run.params here, and only here
-PARAM_FLAGS = {"spatial_range": "--spatial_range", "max_iter": "--max_iter", "sampling_times": "--sampling_times"}
+PARAM_FLAGS = {param: f"--{param}" for param in get_method(LEAD).file_params}
 METRIC_HELP = {
     "substrate": "opt-in metric variant (docs/PROTOCOL.md 'Metric variants'): what deleted values become and insertion starts "
                  "from; blur is RISE's insertion substrate. Tagged -substrate_<name>",

@@ -21,14 +21,14 @@ from saliency import PAPER_ORDER, get_method
 from saliency.metric import GAMES
 
 from ..compute import attributions, scoring
-from ..compute.data import describe_evaluation_set, load_dataset
+from ..compute.data import describe_evaluation_set, load_labels
 from ..errors import UserError
 from ..nets.models import DEFAULT_MODEL, resolve_device
 from ..present.significance import collect_results, write_statistics
 from ..present.tables import write_tables
-from ..spec.identity import metric_variants
+from ..spec.identity import PAPER, metric_variants
 from ..spec.run import Run
-from ..stats.analysis import PAPER, protocol_of
+from ..stats.analysis import protocol_of
 from ..store.files import atomic_path, check_output_folder, locked
 from . import grid
 from .cli import SEEDED_METHODS, checked_methods
@@ -120,7 +120,7 @@ def run(request: Request, log=print):
     out = Path(request.out)
     check_output_folder(out, flag="--out")
     device = resolve_device(request.device)
-    labels = load_dataset(request.data_dir)[1].numpy()
+    labels = load_labels(request.data_dir).numpy()
     if request.images > len(labels):
         log(f"note: {request.data_dir} holds {len(labels)} images; the report uses them all")
         request = replace(request, images=len(labels))

@@ -31,9 +31,9 @@ from ..errors import UserError
 from ..nets.models import DEFAULT_MODEL, weights_tag
 from ..nets.randomisation import CASCADE_STAGES, layer_units, stage_size
 from ..present.figures import grid_figure, load_maps, save_figure
-from ..present.render import MISSING, Interval, Table, csv_text, latex, markdown, save_text
-from ..spec.identity import (CASCADE_MODES, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order, model_tag,
-                             ordered_modes)
+from ..present.render import Interval, Table, csv_text, latex, markdown, save_text
+from ..spec.identity import (CASCADE_MODES, MISSING, RANDOM_LOGIT, SANITY, cascade_stage, declaration, method_order,
+                             model_tag, ordered_modes)
 from ..spec.run import Run
 from ..stats.inference import N_RESAMPLES, SEED, mean_ci
 from ..stats.similarity import MEASURES, constant, similarity
@@ -216,7 +216,7 @@ def per_image_table(rows) -> Table:
 
 def shown_image(request: Request):
     """The figure's image, after checking that the data holds --images images."""
-    images, _ = load_dataset(request.data_dir)
+    images, _ = load_dataset(request.data_dir, request.images)
     if len(images) < request.images:
         raise UserError(f"--images {request.images} but the data in {request.data_dir} holds {len(images)} images")
     return images[request.figure_image].clone()

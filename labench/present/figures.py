@@ -22,7 +22,7 @@ from saliency.metric import GAMES, INSERTION  # noqa: E402
 from ..compute.data import class_names, load_dataset  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..nets.models import load_model, weights_tag  # noqa: E402
-from ..spec.identity import MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting, model_tag  # noqa: E402
+from ..spec.identity import LEAD, MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting, model_tag  # noqa: E402
 from ..stats.heatmaps import heatmap, signed_heatmap  # noqa: E402
 from ..store.files import atomic_path, load_npy, load_npz  # noqa: E402
 
@@ -296,7 +296,7 @@ def la_grid_figure(grids, model):
 MARKERS = "osD^vP<X>*hp"
 
 
-def ranks_figure(model, protocols, ranks, highlight="la"):
+def ranks_figure(model, protocols, ranks, highlight=LEAD):
     """Rank of every method (1 = best) under each metric protocol, insertion left and deletion
     right; ranks: {Game: frame methods x protocols}; the `highlight` method drawn thicker."""
     fig, axes = plt.subplots(1, 2, figsize=(3.2 + 1.5 * len(protocols), 5.2), squeeze=False)

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..store.files import atomic_path
 
-MISSING = "-"
 MARKS = {"better": ("▲", r"$^\blacktriangle$"), "worse": ("▼", r"$^\blacktriangledown$")}  # Markdown, LaTeX
 
 

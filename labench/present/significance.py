@@ -38,11 +38,11 @@ import pandas as pd
 from saliency.metric import GAMES
 
 from ..compute.scoring import load_scores
-from ..spec.identity import method_order
-from ..stats.analysis import LEAD, PAPER, Agreement, Headline, PerImage, Ranking, Statistics, protocol_of, statistics
+from ..spec.identity import LEAD, MISSING, PAPER, method_order
+from ..stats.analysis import Agreement, Headline, PerImage, Ranking, Statistics, protocol_of, statistics
 from ..stats.inference import ALPHA
 from .figures import ranks_figure, save_figure
-from .render import MISSING, Interval, Table, csv_text, latex, latex_escape, markdown, save_text
+from .render import Interval, Table, csv_text, latex, latex_escape, markdown, save_text
 from .tables import choose_la, display_name, heading, load_results, model_order, of_models
 
 TEST = "paired sign-flip test of the mean difference, Holm-corrected over that model's comparisons"

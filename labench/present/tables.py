@@ -12,12 +12,12 @@ from saliency.metric import GAMES, INSERTION
 
 from ..errors import UserError
 from ..nets.models import PAPER_MODELS
-from ..spec.identity import OutputId, choose_setting, method_order
+from ..spec.identity import LEAD, MISSING, OutputId, choose_setting, method_order
 from ..store.files import read_results
 from .figures import la_grid_figure, save_figure
-from .render import MISSING, Number, Table, latex, markdown, save_text
+from .render import Number, Table, latex, markdown, save_text
 
-GRID_METHOD = "la"  # the method whose parameter grid is tabulated (its file parameters)
+GRID_METHOD = LEAD  # the method whose parameter grid is tabulated (its file parameters)
 LA_KEYS = list(get_method(GRID_METHOD).file_params)
 
 

@@ -58,8 +58,9 @@ METRIC_OPTIONS = {"substrate": SUBSTRATES, "order": ORDERS}
 # the results.csv columns (docs/PROTOCOL.md "File names") of LA's three parameters
 CSV_PARAM_COLUMNS = {"spatial_range": "spatial_range", "max_iter": "max-iter", "sampling_times": "samples_number"}
 PARAM_SYMBOLS = {"spatial_range": "r", "max_iter": "T", "sampling_times": "S"}
-MISSING = "-"
+MISSING = "-"  # a value that is absent or does not apply: in results.csv and in every table
 PAPER = "paper"  # the protocol of an output without metric variants
+LEAD = "la"  # the method the benchmark is about: compared with every other one, its grid tabulated
 MAPS_SUFFIX, SCORES_SUFFIX = "_attributions.npy", "_scores.npz"
 
 

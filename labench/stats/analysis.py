@@ -20,12 +20,10 @@ import pandas as pd
 
 from saliency.metric import GAMES, Game
 
-from ..spec.identity import METRIC_MODES, method_order
+from ..spec.identity import LEAD, METRIC_MODES, PAPER, method_order
 from .inference import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, mean_ci, paired_family,
                         rank_intervals, relative_improvement_ci, relative_shift, tau_interval, win_rate)
 
-LEAD = "la"  # the method compared with every other one
-PAPER = "paper"  # the protocol without metric variants
 
 
 @dataclass(frozen=True)
