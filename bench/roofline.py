@@ -27,7 +27,7 @@ import torch
 from labench.compute.setup import default_batch_size as method_batch_size
 from labench.compute.memory import auto_rows
 from labench.nets.models import load_model, resolve_device
-from saliency import InsertionDeletion, probability_model, saliency_zoo
+from saliency import InsertionDeletion, saliency_zoo
 from saliency.metric import default_batch_size, whole_curves
 
 
@@ -176,7 +176,7 @@ def run_stage(name, model, images, labels, model_name, device):
     start = time.perf_counter()
     if name == "metric":
         maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
-        InsertionDeletion(probability_model(model), batch_size=batch).curves(images, maps)
+        InsertionDeletion(model, batch_size=batch).curves(images, maps)
     else:
         run_method(name, model, images, labels, batch, rows)
     sync(device)

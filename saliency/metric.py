@@ -179,33 +179,103 @@ def auc(curves):
     return area if c.ndim == 2 else float(area)
 
 
-class InsertionDeletion:
-    """Insertion and deletion curves of a probability model, built on the model's device.
+@dataclass(frozen=True)
+class Scores:
+    """Insertion and Deletion of N images: per-image AUCs (float64 [N]) and curves ([n_steps+1, N])."""
+    insertion: torch.Tensor
+    deletion: torch.Tensor
+    insertion_curves: torch.Tensor
+    deletion_curves: torch.Tensor
 
-    `curves(images, maps)` returns {"ins": [n_steps+1, N], "del": [n_steps+1, N]}. Perturbed
-    images are made batch by batch from one sort per image, never in a Python loop over
-    images or steps. substrate, order and ties: the module docstring (defaults: the paper's).
+
+# how far from the probability simplex a model's rows may be and still count as probabilities
+SIMPLEX_TOLERANCE = 1e-3
+
+
+def _looks_like_probabilities(outputs: torch.Tensor) -> bool:
+    outputs = outputs.detach().float()
+    return bool((outputs >= 0).all() and ((outputs.sum(dim=1) - 1).abs() <= SIMPLEX_TOLERANCE).all())
+
+
+class InsertionDeletion:
+    """Insertion and deletion curves of a classifier, built on the model's device.
+
+    `scores(images, maps)` returns every image's AUCs and curves (`Scores`); `curves(images, maps)`
+    the curves alone, {"ins": [n_steps+1, N], "del": [n_steps+1, N]}. Perturbed images are made
+    batch by batch from one sort per image, never in a Python loop over images or steps.
+    substrate, order and ties: the module docstring (defaults: the paper's).
     """
 
-    def __init__(self, probability_model, n_steps: int = N_STEPS, batch_size: int = 100, *,
-                 substrate: str = "black", order: str = "channel", ties: str = "stable"):
+    def __init__(self, model: torch.nn.Module, n_steps: int = N_STEPS, batch_size: int = 100, *,
+                 substrate: str = "black", order: str = "channel", ties: str = "stable", softmax: bool = True):
+        """
+        Args:
+            model: the logit model (images [N,C,H,W] in [0, 1] -> logits); the curves are the
+                softmax probability of the scored class, as the protocol says. With
+                softmax=False, a model that already returns probabilities.
+            n_steps: steps of a curve (224: 672 values a step for 3x224x224 images).
+            batch_size: perturbed images per forward pass (memory and speed only).
+            substrate, order, ties: the metric variants (module docstring); defaults: the paper's.
+            softmax: apply softmax to the model's outputs (default). The first forward checks
+                the outputs: logits that already sum to 1, or "probabilities" that do not, are a
+                SaliencyError, never an AUC outside [0, 1].
+        """
         _check_option("substrate", substrate, SUBSTRATES)
         _check_option("order", order, ORDERS)
         _check_option("ties", ties, TIES)
-        self.model = probability_model
+        self.model = model
+        self.softmax = softmax
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.substrate, self.order, self.ties = substrate, order, ties
+        self._checked = False
+
+    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.model(x)
+        if not self._checked:
+            self._check_outputs(outputs)
+            self._checked = True
+        return torch.softmax(outputs, dim=1) if self.softmax else outputs
+
+    def _check_outputs(self, outputs: torch.Tensor) -> None:
+        probabilities = _looks_like_probabilities(outputs)
+        if self.softmax and probabilities:
+            raise SaliencyError("the model already returns probabilities (its rows sum to 1); pass the logit model, "
+                                "or softmax=False")
+        if not self.softmax and not probabilities:
+            sums = outputs.detach().float().sum(dim=1)
+            raise SaliencyError(f"softmax=False needs a model that returns probabilities, but its rows sum to "
+                                f"{sums.min().item():.4g}..{sums.max().item():.4g}; pass the logit model with "
+                                "softmax=True (the default)")
+
+    @torch.inference_mode()
+    def scores(self, images: torch.Tensor, maps: torch.Tensor, classes: torch.Tensor | None = None,
+               progress=None) -> Scores:
+        """Every image's Insertion and Deletion AUC and curve.
+
+        Args:
+            images: [N,C,H,W] in [0, 1]; maps: attributions of the same shape (any device).
+            classes: [N] class scored per image; None: the model's prediction on the clean image.
+            progress: an object with update(k), told of every k perturbed images done (a tqdm bar).
+
+        Returns:
+            `Scores`: insertion and deletion AUCs (float64 [N], in [0, 1]) and their curves.
+        """
+        curves = self.curves(images, maps, progress=progress, classes=classes)
+        ins, dels = (torch.from_numpy(np.asarray(auc(curves[game.key]))) for game in GAMES)
+        return Scores(ins, dels, curves["ins"], curves["del"])
 
     @torch.inference_mode()
     def curves(self, images: torch.Tensor, maps: torch.Tensor, progress=None, classes=None) -> dict:
-        """classes: [N] class scored per image; None: the model's argmax on the clean image."""
+        """{"ins", "del"}: [n_steps+1, N] curves; classes: [N] class scored per image, None: the
+        model's argmax on the clean image."""
         if maps.shape != images.shape:
             raise SaliencyError(f"maps {tuple(maps.shape)} and images {tuple(images.shape)} differ in shape")
         device = next(self.model.parameters()).device
         images = images.to(device, torch.float32)
         if classes is None:
-            classes = torch.cat([self.model(images[s]).argmax(1) for s in row_chunks(len(images), self.batch_size)])
+            classes = torch.cat([self._probabilities(images[s]).argmax(1)
+                                 for s in row_chunks(len(images), self.batch_size)])
         else:
             classes = checked_classes(classes, len(images), device)
         return {game.key: self._game(game, images, maps, classes, progress).T.cpu() for game in GAMES}
@@ -234,7 +304,7 @@ class InsertionDeletion:
                     keep = keep.repeat(1, size // units)
                 # black keeps its original expression: the default numbers stay bitwise the same
                 mixed = x[img] * keep if self.substrate == "black" else torch.where(keep, x[img], base[img])
-                probs = self.model(mixed.view(-1, *images.shape[1:]))
+                probs = self._probabilities(mixed.view(-1, *images.shape[1:]))
                 scores.append(probs.gather(1, classes[images_part][img, None]).squeeze(1))
                 if progress is not None:
                     progress.update(len(img))

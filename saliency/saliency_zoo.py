@@ -11,15 +11,17 @@ followed by Softmax). Adding a method is one file in saliency/core and one entry
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn as nn
 
 from .core.agi import agi
 from .core.attexplore import attexplore
 from .core.big import big
-from .core.common import probability_model
+from .core.common import checked_classes, image_indices, predict
 from .core.deeplift import deeplift
 from .core.eg import eg
 from .core.fast_ig import fast_ig
@@ -31,6 +33,7 @@ from .core.params import Param
 from .core.sg import sg
 from .core.sm import sm
 from .errors import SaliencyError
+from .models import probability_model
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,6 @@ class Method:
     # varies them. work_params: those that make a setting costlier (for choosing one to show)
     file_params: tuple = ()
     work_params: tuple = ()
-    # docs/PROTOCOL.md "Models": run on copies whose ReLUs are functional (captum's rules then skip them)
-    functional_relus: bool = False
 
     @property
     def display(self) -> str:
@@ -110,7 +111,7 @@ ZOO = {m.name: m for m in [
            "mfaba path with frequency-domain gradient ensembles of CE(softmax(logits), target)", 4, seeded=True),
     Method("big", big, "probability", "IG of p_target from the closest FGSM boundary point", 1),
     Method("deeplift", deeplift, "probability", "captum DeepLift of p_target, zero baseline", 4,
-           has_published=True, rows_per_unit=2, functional_relus=True),
+           has_published=True, rows_per_unit=2),
     Method("eg", eg, "probability", "(x - ref) * d p_target/dx at ref + alpha (x - ref), ref from the evaluation set",
            4, seeded=True, has_published=True, takes_reference_images=True),
     Method("fast_ig", fast_ig, "probability", "x * d CE(p, target)/dx (log-softmax of probabilities)", 1,
@@ -135,24 +136,48 @@ def get_method(name) -> Method:
     return ZOO[name]
 
 
-def attribute(name, logit_model, images, labels, *, seed=0, indices=None, reference_images=None, max_rows=None,
-              predicted=None, published=False, group_size=None, **params):
-    """Maps [N,...] float32 for `images` from method `name` with its defaults overridden by params.
+def attribute(name: str, logit_model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
+              target: torch.Tensor | int | None = None, seed: int = 0, indices=None,
+              reference_images: torch.Tensor | None = None, max_rows: int | None = None,
+              predicted: torch.Tensor | None = None, published: bool = False, group_size: int | None = None,
+              **params) -> torch.Tensor:
+    """Attribution maps of `images` by the method `name`, with its defaults overridden by `params`.
 
-    labels: ground-truth targets (ignored by LA, which explains its own argmax). indices: the
-    images' positions in the evaluation set, for per-image seeding. reference_images: the
-    evaluation set, for methods that draw references from it (eg). max_rows: rows per model call
-    inside the method (memory and speed only; None keeps the method's default). predicted: the
-    class each image's prediction-explaining method (la, agi) explains; None: the model's argmax.
-    published: the published computation (methods with has_published only), images coupled in
-    groups of group_size consecutive indices (default: the method's reference_batch); the call
-    must hold whole groups.
+    Args:
+        name: a method of the registry (`ZOO`, in `PAPER_ORDER`), e.g. "la", "ig".
+        logit_model: any nn.Module mapping images [N,C,H,W] to logits [N, classes], its
+            preprocessing inside (`saliency.normalized(net, mean, std)`); methods that need
+            probabilities get it followed by Softmax.
+        images: [N,C,H,W] floats in [0, 1], on the model's device.
+        labels: the class each image's map explains, [N] integers (the benchmark passes the
+            labels). Ignored by la and agi, which explain the model's prediction, as the paper does.
+        target: captum's name for the class explained: [N] integers or one int for every image;
+            given to every method, la and agi included. With neither labels nor target, every
+            method explains the model's prediction (its argmax on the clean image).
+        seed: the seed of the per-image random draws (sg, eg, la, attexplore).
+        indices: the images' positions in the evaluation set, which seed each image's draws
+            (default 0..N-1), so a map does not depend on its batch.
+        reference_images: the evaluation set, for methods that draw references from it (eg).
+        max_rows: rows per model call inside the method (memory and speed only).
+        predicted: the class la and agi explain; None: the model's argmax.
+        published: the published computation (methods with has_published), images coupled in
+            groups of group_size consecutive indices (default: the method's reference_batch).
+        **params: the method's protocol parameters (`get_method(name).defaults`).
+
+    Returns:
+        Maps float32, shaped like `images`, on their device.
+
+    Raises:
+        SaliencyError: an unknown method or parameter, a parameter out of range, classes that do
+            not match the images, or a map with NaN or infinite values. A map that is constant for
+            an image (nothing to rank) is a warning naming the image.
     """
     method = get_method(name)
     unknown = set(params) - set(method.defaults)
     if unknown:
         raise SaliencyError(f"method {name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
                             f"it takes {', '.join(method.defaults) or 'none'}")
+    labels, predicted = _classes_explained(method, logit_model, images, labels, target, predicted, max_rows)
     runtime = {"max_rows": max_rows, "seed": seed, "indices": indices, "reference_images": reference_images,
                "predicted": predicted, **_published_arguments(method, published, group_size)}
     kwargs = {k: v for k, v in runtime.items() if k in method.runtime_arguments}
@@ -162,7 +187,44 @@ def attribute(name, logit_model, images, labels, *, seed=0, indices=None, refere
     maps = method.function(model, images, **kwargs, **params)
     if not torch.isfinite(maps).all():
         raise SaliencyError(f"method {name!r} produced NaN or infinite values; check the model and the images")
+    _warn_constant_maps(name, maps, indices)
     return maps.float()
+
+
+def _classes_explained(method: Method, logit_model, images, labels, target, predicted, max_rows):
+    """(labels, predicted) as the method function takes them, from the caller's labels or target."""
+    if target is not None:
+        if labels is not None:
+            raise SaliencyError("pass the classes to explain once: labels (positional) or target=, not both")
+        if predicted is not None:
+            raise SaliencyError("pass target= or predicted=, not both")
+        target = _as_classes(target, len(images), images.device)
+        if method.explains_prediction:
+            return None, target
+        return target, predicted
+    if labels is None and not method.explains_prediction:
+        labels = predict(logit_model, images, max_rows or 64)
+    elif labels is not None:
+        labels = _as_classes(labels, len(images), images.device)
+    return labels, predicted
+
+
+def _as_classes(classes, n: int, device) -> torch.Tensor:
+    if isinstance(classes, int):
+        return torch.full((n,), classes, dtype=torch.long, device=device)
+    if not isinstance(classes, torch.Tensor) or classes.is_floating_point() or classes.is_complex():
+        raise SaliencyError(f"classes to explain must be an int or an integer tensor [N], got {type(classes).__name__}"
+                            f"{' of ' + str(classes.dtype) if isinstance(classes, torch.Tensor) else ''}")
+    return checked_classes(classes, n, device)
+
+
+def _warn_constant_maps(name: str, maps: torch.Tensor, indices) -> None:
+    flat = maps.reshape(len(maps), -1)
+    constant = (flat == flat[:, :1]).all(dim=1).nonzero().view(-1).tolist()
+    if constant:
+        named = [image_indices(indices, len(maps))[i] for i in constant]
+        warnings.warn(f"method {name!r} returned a constant map for image(s) {', '.join(map(str, named))}: "
+                      "Insertion and Deletion have nothing to rank in it", stacklevel=3)
 
 
 def _published_arguments(method: Method, published, group_size) -> dict:

@@ -5,6 +5,7 @@ here is built from its own seed without touching that state (labench.nets.models
 test's numbers do not depend on which tests ran before it."""
 from __future__ import annotations
 
+import copy
 import os
 import random
 from pathlib import Path
@@ -57,6 +58,14 @@ def make_tiny_cnn(num_classes: int = 10, seed: int = 0, dtype=torch.float32) -> 
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+def with_functional_relus(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose nn.ReLU modules call F.relu (vgg16_mod's swap, as the reference's
+    networks do): captum's own DeepLift on it is the oracle of ours, whose ReLUs pass plain gradients."""
+    import vgg16_mod
+
+    return vgg16_mod.replace_relu_modules(copy.deepcopy(model))
 
 
 def make_images(n: int = 4, size: int = 16, seed: int = 0, dtype=torch.float32) -> torch.Tensor:

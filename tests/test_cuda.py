@@ -10,7 +10,6 @@ import torch
 from conftest import SMALL_SETTINGS, make_images, make_tiny_cnn
 from saliency import saliency_zoo
 from saliency.metric import InsertionDeletion
-from saliency import probability_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -43,8 +42,8 @@ def test_gpu_maps_match_cpu_maps(cuda_setup, name):
 def test_gpu_metric_matches_cpu(cuda_setup):
     model, images, _ = cuda_setup
     maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(0))
-    cpu = InsertionDeletion(probability_model(model)).curves(images, maps)
-    gpu_model = probability_model(make_tiny_cnn(num_classes=1000).cuda())
+    cpu = InsertionDeletion(model).curves(images, maps)
+    gpu_model = make_tiny_cnn(num_classes=1000).cuda()
     gpu = InsertionDeletion(gpu_model).curves(images.cuda(), maps.cuda())
     for game in ("ins", "del"):
         torch.testing.assert_close(gpu[game], cpu[game], rtol=1e-4, atol=1e-5)

@@ -88,3 +88,23 @@ def test_results_prose_quotes_only_printed_numbers():
     quoted = set(number.findall(prose))
     assert len(quoted) > 10
     assert sorted(n for n in quoted if n not in printed and (n[0] in "+-" or n not in sizes)) == []
+
+
+def test_readme_python_runs_as_written_on_small_images(capsys):
+    """README's Python block, run with its image size and LA's iterations made small (seeded
+    random weights: no download)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) == 1
+    code = blocks[0].replace("224, 224", "32, 32").replace("max_iter=10, sampling_times=10", "max_iter=2, sampling_times=2")
+    assert code != blocks[0]
+    import torch
+
+    from labench.nets.models import seeded_init
+
+    with seeded_init(0):
+        namespace = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+    scores = namespace["scores"]
+    assert scores.insertion.shape == (2,) and ((scores.insertion >= 0) & (scores.insertion <= 1)).all()
+    assert namespace["maps"].shape == (2, 3, 32, 32) and torch.isfinite(namespace["maps"]).all()
+    assert "tensor(" in capsys.readouterr().out

@@ -3,7 +3,6 @@
 Each method is checked against captum or a plain per-image loop written here, for batch-size and
 order invariance, and on efficientnet_lite0 (ReLU6 in place) where that matters.
 """
-import dataclasses
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from captum.attr import DeepLift, IntegratedGradients, Saliency
 
-from conftest import ROOT, make_images, make_tiny_cnn
+from conftest import ROOT, make_images, make_tiny_cnn, with_functional_relus
 from saliency import saliency_zoo
 from saliency.core.common import image_generator
 from saliency.core.deeplift import deeplift
@@ -21,7 +20,7 @@ from saliency.core.ig import ig
 from saliency.core.sg import sg
 from saliency.core.sm import sm
 from labench.nets.models import load_model, seeded_init
-from saliency import SaliencyError, probability_model
+from saliency import attribute, probability_model
 
 TARGETS = torch.tensor([3, 7, 0, 9])
 
@@ -122,13 +121,18 @@ def test_eg_matches_plain_loop(prob_model, x):
 
 
 def test_deeplift_matches_captum_image_by_image(prob_model, x):
-    expected = torch.cat([DeepLift(prob_model).attribute(x[i:i + 1], target=TARGETS[i:i + 1]).detach()
+    functional = with_functional_relus(prob_model)  # the oracle: captum on the reference's functional ReLUs
+    expected = torch.cat([DeepLift(functional).attribute(x[i:i + 1], target=TARGETS[i:i + 1]).detach()
                           for i in range(len(x))])
     maps = deeplift(prob_model, x, TARGETS)
     close(maps, expected)
     # captum's own batched Softmax rule centres over the batch and couples the images; ours does not
-    batched = DeepLift(prob_model).attribute(x, target=TARGETS).detach()
+    batched = DeepLift(functional).attribute(x, target=TARGETS).detach()
     assert (batched - expected).abs().max() > 1e-3 * expected.abs().max()
+    # captum's Rescale rule on the nn.ReLU modules gives other maps: ours leave ReLUs to plain gradients
+    rescaled_relus = torch.cat([DeepLift(prob_model).attribute(x[i:i + 1], target=TARGETS[i:i + 1]).detach()
+                                for i in range(len(x))])
+    assert (rescaled_relus - expected).abs().max() > 1e-3 * expected.abs().max()
 
 
 # ---------------------------------------------------------------- batch-size and order invariance
@@ -226,12 +230,32 @@ def test_resnet_mod_matches_torchvision_resnet50():
     functional.load_state_dict(net.state_dict(), strict=True)
     check_functional_copy(net, functional)
     check_functional_copy(net, resnet_mod.from_torchvision(net))
-    # DeepLift runs on the copy; on torchvision's (a reused nn.ReLU) it is the library's one-line error
-    model = probability_model(nn.Sequential(nn.Identity(), functional).eval())
-    maps = deeplift(model, make_images(2, 32), torch.tensor([5, 6]))
+    check_deeplift_on_torchvision_is_the_reference(net, functional, captum_refuses=True)
+
+
+def check_deeplift_on_torchvision_is_the_reference(torchvision_net, functional_net, captum_refuses=False):
+    """DeepLIFT through the library on torchvision's own network (nn.ReLU modules) gives, to the
+    bit, the maps of the reference's functional-ReLU copy, by default and as published."""
+    images, targets = make_images(4, 32, seed=7), torch.tensor([5, 6, 7, 8])
+    on_torchvision = probability_model(torchvision_net)
+    on_copy = probability_model(functional_net)
+    for published in (False, True):
+        maps = deeplift(on_torchvision, images, targets, published=published)
+        assert torch.isfinite(maps).all() and maps.abs().sum() > 0
+        assert torch.equal(maps, deeplift(on_copy, images, targets, published=published))
+    assert torch.equal(attribute("deeplift", torchvision_net, images, targets), deeplift(on_copy, images, targets))
+    if captum_refuses:  # a reused nn.ReLU module: captum's own DeepLift fails
+        with pytest.raises((RuntimeError, AssertionError)):
+            DeepLift(on_torchvision).attribute(images[:1].clone().requires_grad_(True), target=5)
+
+
+def test_deeplift_runs_on_any_network_that_reuses_its_relus():
+    import torchvision
+
+    with seeded_init(1):
+        net = torchvision.models.resnet18(weights=None).eval()
+    maps = attribute("deeplift", net, make_images(2, 32), torch.tensor([1, 2]))
     assert torch.isfinite(maps).all() and maps.abs().sum() > 0
-    with pytest.raises(SaliencyError, match="DeepLift"):
-        deeplift(probability_model(torchvision.models.resnet18(weights=None).eval()), make_images(1, 32), torch.tensor([1]))
 
 
 def test_vgg16_mod_matches_torchvision_vgg16():
@@ -244,6 +268,7 @@ def test_vgg16_mod_matches_torchvision_vgg16():
     functional = vgg16_mod.from_torchvision(net)
     assert functional.state_dict().keys() == net.state_dict().keys()
     check_functional_copy(net, functional)
+    check_deeplift_on_torchvision_is_the_reference(net, functional)
 
 
 def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
@@ -266,14 +291,3 @@ def test_deeplift_models_keep_the_offline_download_error(monkeypatch):
             load_inputs(run)
 
 
-def test_generate_attributions_uses_functional_resnet_for_deeplift(tmp_path):
-    from labench.compute.setup import load_inputs
-    from labench.spec.run import Run
-
-    torch.save(torch.rand(1, 3, 32, 32), tmp_path / "img_batch.pt")
-    torch.save(torch.tensor([3]), tmp_path / "label_batch.pt")
-    run = Run(method="deeplift", model="resnet50", weights="random", device="cpu", data_dir=str(tmp_path), limit=1)
-    _, _, model, _ = load_inputs(run)
-    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
-    _, _, model, _ = load_inputs(dataclasses.replace(run, method="sm"))
-    assert any(isinstance(m, nn.ReLU) for m in model.modules())

@@ -59,7 +59,7 @@ def test_curves_of_two_tie_orders_differ_exactly_where_their_steps_do(order):
     same = [torch.equal(*(perturbation_steps(maps[i:i + 1], order, ties) for ties in ("stable", "numpy")))
             for i in range(4)]
     assert same == [True, False, False, True]
-    curves = {ties: InsertionDeletion(model, batch_size=225, order=order, ties=ties).curves(images, maps)
+    curves = {ties: InsertionDeletion(model, batch_size=225, order=order, ties=ties, softmax=False).curves(images, maps)
               for ties in ("stable", "numpy")}
     for game in ("ins", "del"):
         differs = (curves["stable"][game] != curves["numpy"][game]).any(0).tolist()
@@ -80,7 +80,7 @@ def test_curves_match_naive_numpy(batch_size):
     model = probability_model(make_tiny_cnn())
     images = make_images(3, size=10)
     maps = tied_maps(images.shape, 2)
-    metric = InsertionDeletion(model, batch_size=batch_size)
+    metric = InsertionDeletion(model, batch_size=batch_size, softmax=False)
     curves = metric.curves(images, maps)
     ins, dele = naive_curves(model, images, maps)
     assert curves["ins"].shape == (225, 3) and curves["del"].shape == (225, 3)
@@ -93,7 +93,7 @@ def test_full_size_steps_move_672_values():
     model = probability_model(make_tiny_cnn())
     images = make_images(1, size=224)
     maps = torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
-    curves = InsertionDeletion(model, batch_size=225).curves(images, maps)
+    curves = InsertionDeletion(model, batch_size=225, softmax=False).curves(images, maps)
     ins, dele = naive_curves(model, images, maps)
     np.testing.assert_allclose(curves["ins"].numpy(), ins, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(curves["del"].numpy(), dele, rtol=1e-5, atol=1e-6)
@@ -108,7 +108,7 @@ def test_full_size_steps_move_672_values():
 def test_scored_class_is_the_prediction_not_the_label():
     model = probability_model(make_tiny_cnn())
     images = make_images(2, size=8)
-    curves = InsertionDeletion(model).curves(images, torch.rand(images.shape))
+    curves = InsertionDeletion(model, softmax=False).curves(images, torch.rand(images.shape))
     with torch.no_grad():
         assert torch.allclose(curves["del"][0], model(images).max(1).values)
 
@@ -118,7 +118,7 @@ def test_explicit_scored_classes():
     model = probability_model(make_tiny_cnn())
     images = make_images(2, size=8)
     maps = torch.rand(images.shape, generator=torch.Generator().manual_seed(3))
-    metric = InsertionDeletion(model, batch_size=7)
+    metric = InsertionDeletion(model, batch_size=7, softmax=False)
     with torch.no_grad():
         probs = model(images)
     second = probs.topk(2, dim=1).indices[:, 1]
@@ -148,4 +148,4 @@ def test_auc_is_the_trapezoid_rule():
 def test_shape_mismatch_is_refused():
     model = probability_model(make_tiny_cnn())
     with pytest.raises(ValueError, match="differ in shape"):
-        InsertionDeletion(model).curves(make_images(2, size=8), torch.rand(2, 3, 8, 9))
+        InsertionDeletion(model, softmax=False).curves(make_images(2, size=8), torch.rand(2, 3, 8, 9))

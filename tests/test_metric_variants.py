@@ -83,7 +83,7 @@ def model():
 def test_curves_match_naive_oracle(model, substrate, order, ties):
     images = make_images(2, size=16)
     maps = tied_maps(images.shape, 2)
-    metric = InsertionDeletion(model, n_steps=N_STEPS, batch_size=9, substrate=substrate, order=order, ties=ties)
+    metric = InsertionDeletion(model, n_steps=N_STEPS, batch_size=9, substrate=substrate, order=order, ties=ties, softmax=False)
     curves = metric.curves(images, maps)
     expected = naive_curves(model, images, maps, substrate, order, ties)
     for game in ("ins", "del"):
@@ -101,7 +101,7 @@ def test_tie_rules_differ_and_each_follows_its_numpy_order(model, order):
         np.testing.assert_array_equal(np.argsort(r_stable), oracle_order(m, order, "stable"))
         np.testing.assert_array_equal(np.argsort(r_published), oracle_order(m, order, "numpy"))
     assert not torch.equal(stable, published)
-    curves = {t: InsertionDeletion(model, N_STEPS, order=order, ties=t).curves(images, maps)
+    curves = {t: InsertionDeletion(model, N_STEPS, order=order, ties=t, softmax=False).curves(images, maps)
               for t in ("stable", "numpy")}
     assert not torch.allclose(curves["stable"]["del"], curves["numpy"]["del"])
 
@@ -111,9 +111,9 @@ def test_default_is_the_original_protocol_bitwise(model):
     stable channel ranks, one curve per forward) give the same bits."""
     images = make_images(2, size=16)
     maps = torch.randn(images.shape, generator=torch.Generator().manual_seed(4))
-    default = InsertionDeletion(model, N_STEPS, batch_size=N_STEPS + 1).curves(images, maps)
+    default = InsertionDeletion(model, N_STEPS, batch_size=N_STEPS + 1, softmax=False).curves(images, maps)
     explicit = InsertionDeletion(model, N_STEPS, batch_size=N_STEPS + 1, substrate="black", order="channel",
-                                 ties="stable").curves(images, maps)
+                                 ties="stable", softmax=False).curves(images, maps)
     size, step = images[0].numel(), math.ceil(images[0].numel() / N_STEPS)
     rank = descending_rank(maps)
     moved = rank[:, None, :] < torch.arange(N_STEPS + 1)[None, :, None] * step  # [N, steps, size]
@@ -148,7 +148,7 @@ def test_mean_substrate_is_each_channels_mean(model):
     mean = substrate_of(images, "mean")
     np.testing.assert_allclose(mean.numpy(), images.mean(dim=(2, 3), keepdim=True).expand_as(images).numpy())
     assert not torch.allclose(mean[0, 0], mean[0, 1]) and not torch.allclose(mean[0, 0], mean[1, 0])
-    curves = InsertionDeletion(model, N_STEPS, substrate="mean").curves(images, torch.rand(images.shape))
+    curves = InsertionDeletion(model, N_STEPS, substrate="mean", softmax=False).curves(images, torch.rand(images.shape))
     with torch.no_grad():
         p = model(mean.contiguous()).gather(1, model(images).argmax(1, keepdim=True)).squeeze(1)
     assert torch.allclose(curves["del"][-1], p) and torch.allclose(curves["ins"][0], p)
@@ -173,7 +173,7 @@ def test_pixel_order_moves_whole_pixels_ranked_by_channel_sums(model):
     maps[0, 0, 0, 0] = 10.0  # the largest value, but sum 10: second pixel
     recorder = Recorder(model)
     n_steps = 20  # 64 pixels -> 4 a step
-    InsertionDeletion(recorder, n_steps, batch_size=n_steps + 1, order="pixel").curves(images, maps)
+    InsertionDeletion(recorder, n_steps, batch_size=n_steps + 1, order="pixel", softmax=False).curves(images, maps)
     ins, dele = recorder.inputs[-2], recorder.inputs[-1]  # one batch per game, after the class forward
     for k, (inserted, deleted) in enumerate(zip(ins, dele)):
         assert torch.equal(inserted == 0, (deleted != 0))
@@ -183,7 +183,7 @@ def test_pixel_order_moves_whole_pixels_ranked_by_channel_sums(model):
     first_deleted = dele[1] == 0
     assert first_deleted[:, 0, 1].all() and first_deleted[:, 0, 0].all()
     single = Recorder(model)
-    InsertionDeletion(single, 64, batch_size=65, order="pixel").curves(images, maps)
+    InsertionDeletion(single, 64, batch_size=65, order="pixel", softmax=False).curves(images, maps)
     one = single.inputs[-1][1] == 0  # deletion after one pixel: the one with the larger sum
     assert one[:, 0, 1].all() and not one[:, 0, 0].any() and int(one.sum()) == 3
 
@@ -192,6 +192,6 @@ def test_bad_options_are_refused(model):
     for kwargs, message in [({"substrate": "white"}, "substrate='white'"), ({"order": "row"}, "order='row'"),
                             ({"ties": "random"}, "ties='random'")]:
         with pytest.raises(SaliencyError, match=message):
-            InsertionDeletion(model, **kwargs)
+            InsertionDeletion(model, **kwargs, softmax=False)
     with pytest.raises(SaliencyError, match="order='pixel' needs"):
         perturbation_ranks(torch.rand(2, 5), "pixel")

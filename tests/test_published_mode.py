@@ -171,7 +171,7 @@ def test_names_and_tie_order_of_eval_published(data, tmp_path, capsys, tiny):
 
     maps = torch.from_numpy(np.load(attr / "efficientnet_lite0_sm_attributions.npy"))
     images = torch.load(data / "img_batch.pt")[:2]
-    want = InsertionDeletion(probability_model(tiny), batch_size=450, ties="numpy").curves(images, maps)
+    want = InsertionDeletion(tiny, batch_size=450, ties="numpy").curves(images, maps)
     assert np.array_equal(got["ins_curve"], want["ins"].numpy())
     assert np.array_equal(got["del_curve"], want["del"].numpy())
     assert "efficientnet_lite0-published,sm," in csv_path.read_text()

@@ -338,7 +338,7 @@ def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tm
     import torch
 
     from labench.nets.models import load_model
-    from saliency import InsertionDeletion, auc, probability_model
+    from saliency import InsertionDeletion, auc
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
@@ -358,7 +358,7 @@ def test_scores_files_hold_per_image_aucs_and_classes_and_variants_are_tagged(tm
         assert scores["classes"].tolist() == model(images).argmax(1).tolist()
     variant = load_scores("scores/efficientnet_lite0-substrate_blur-order_pixel_sm_scores.npz")
     maps = torch.from_numpy(np.load("attributions/efficientnet_lite0_sm_attributions.npy")[:1])
-    direct = InsertionDeletion(probability_model(model), batch_size=4, substrate="blur", order="pixel").curves(
+    direct = InsertionDeletion(model, batch_size=4, substrate="blur", order="pixel").curves(
         images[:1], maps)
     assert np.allclose(variant["ins_curve"], direct["ins"].numpy(), atol=1e-6)
     assert np.allclose(variant["del_curve"], direct["del"].numpy(), atol=1e-6)

@@ -43,7 +43,7 @@ def scored_records(images, maps, model, batch_size, progress=None, curves_model=
     on the clean image (in fp32 also under --amp: models.exact_model). curves_model: the logit
     model the curves' forwards run on (--runtime: labench.nets.runtime), default `model`; the class is
     decided by `model` either way. options: the metric's."""
-    metric = InsertionDeletion(probability_model(curves_model or model), batch_size=batch_size, **options)
+    metric = InsertionDeletion(curves_model or model, batch_size=batch_size, **options)
     device = next(model.parameters()).device
     with torch.inference_mode():  # the very computation the metric makes when not given classes
         if exact_model(model) is not model:

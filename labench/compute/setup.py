@@ -10,7 +10,7 @@ from saliency import SaliencyError, get_method
 
 from ..errors import UserError
 from ..nets.fast import fast_model
-from ..nets.models import functional_relu_model, load_model, published_batch, resolve_device, with_speed_modes
+from ..nets.models import load_model, published_batch, resolve_device, with_speed_modes
 from ..nets.randomisation import randomised_model
 from ..spec.identity import cascade_stage
 from ..spec.run import Run
@@ -110,8 +110,6 @@ def build_model(run: Run, device, image_shape, amp=None):
     stage = cascade_stage(run.modes)
     if stage is not None:
         model = randomised_model(model, stage, run.seed)
-    if method_of(run).functional_relus:
-        model = functional_relu_model(model, run.model)
     if run.fast:
         model, done = fast_model(model, image_shape)
         print(f"note: --fast folded {done['folded']} BatchNorms into their convolutions and fixed the padding of "

@@ -22,24 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from saliency import get_method
+from saliency.models import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 from ..errors import UserError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MODEL = "efficientnet_lite0"
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std per channel; the first layer of every model here."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
 
 
 class ResizeTo(nn.Module):
@@ -314,17 +301,6 @@ def load_model(name, weights="default", device="cpu", seed=0):
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device)
-
-
-def functional_relu_model(model, name):
-    """docs/PROTOCOL.md "Models": for methods that ask for it (DeepLIFT), resnet50 and vgg16 become copies whose
-    ReLUs are functional (same weights); other models stay as they are."""
-    if name not in ("resnet50", "vgg16"):
-        return model
-    import resnet_mod
-    import vgg16_mod
-
-    return {"resnet50": resnet_mod, "vgg16": vgg16_mod}[name].functional_relu_model(model)
 
 
 class FastPath(nn.Module):

@@ -69,11 +69,6 @@ def softmax_of(model):
     return lambda x: torch.softmax(model(x), dim=1)
 
 
-def probability_model(logit_model):
-    """Logit model followed by Softmax (docs/PROTOCOL.md "Models"), sharing the logit model's modules."""
-    return torch.nn.Sequential(logit_model, torch.nn.Softmax(dim=1)).eval()
-
-
 def row_chunks(n: int, size: int):
     """Slices covering range(n) in pieces of at most `size`."""
     size = max(1, int(size))

@@ -6,8 +6,14 @@ ICML 2017, arXiv 1704.02685.
 captum's DeepLift of p_target on the probability model from a zero baseline. captum's rule for
 the final Softmax subtracts the mean multiplier over the whole batch, which makes a map depend
 on the other images of its batch; here that mean is taken over each image's own row (and its
-baseline row), which is exactly what captum computes for a batch of one image. ReLU6 (timm's
-EfficientNet) and functional ReLUs are not modules captum rewrites: they pass plain gradients.
+baseline row), which is exactly what captum computes for a batch of one image.
+
+ReLUs pass plain gradients, as in the reference, whose ResNet-50 and VGG-16 call F.relu
+(resnet_mod.py, vgg16_mod.py): captum's rules apply to max-pooling, the final Softmax and the
+other non-linearities it knows, never to nn.ReLU modules. That gives the reference's maps on the
+unmodified torchvision networks, and works on any network that reuses one nn.ReLU module
+several times (torchvision's ResNets), which captum's own DeepLift refuses. ReLU6 (timm's
+EfficientNet) is not a module captum rewrites either.
 """
 from __future__ import annotations
 
@@ -23,11 +29,21 @@ from .params import protocol
 DEFAULT_MAX_ROWS = 32
 
 
-def _rowwise_deeplift_class():
+def _plain_relu_deeplift_class():
     from captum.attr import DeepLift
 
-    class RowwiseSoftmaxDeepLift(DeepLift):
-        """captum DeepLift whose Softmax multipliers are centred per image, not per batch."""
+    class PlainReLUDeepLift(DeepLift):
+        """captum DeepLift whose rules skip nn.ReLU modules: ReLUs pass plain gradients."""
+
+        def _is_non_linear(self, module):
+            return type(module) is not nn.ReLU and super()._is_non_linear(module)
+
+    return PlainReLUDeepLift
+
+
+def _rowwise_deeplift_class():
+    class RowwiseSoftmaxDeepLift(_plain_relu_deeplift_class()):
+        """... whose Softmax multipliers are centred per image, not per batch."""
 
         def _backward_hook(self, module, grad_input, grad_output):
             if not isinstance(module, nn.Softmax):
@@ -56,8 +72,8 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
              published: bool = False, group_size: int = 4) -> torch.Tensor:
     """DeepLift maps of p_target from a zero baseline, float32, shaped like `images`.
 
-    model: probability model (for resnet50 and vgg16, the copies with functional ReLUs from
-    resnet_mod / vgg16_mod, as in the reference). max_rows bounds how many images go through
+    model: probability model (any network: its nn.ReLU modules pass plain gradients, see the
+    module docstring). max_rows bounds how many images go through
     captum at once (each image also runs its baseline). captum failures become SaliencyError.
 
     published=True runs captum's own DeepLift on each group of images at once, image i being in
@@ -68,9 +84,7 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
     x = images.detach().float()
     target = torch.as_tensor(target, device=x.device).long().view(-1)
     if published:
-        from captum.attr import DeepLift
-
-        explainer = DeepLift(model)
+        explainer = _plain_relu_deeplift_class()(model)
         parts = [torch.tensor(rows, device=x.device) for _, rows in published_groups(indices, len(x), group_size)]
     else:
         explainer = _rowwise_deeplift_class()(model)
@@ -86,8 +100,7 @@ def deeplift(model, images: torch.Tensor, target: torch.Tensor, *, max_rows: int
         except (RuntimeError, AssertionError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SaliencyError(
-                f"captum DeepLift failed on this model ({type(err).__name__}: {first[:160]}); it needs every nn.ReLU/"
-                "Softmax/MaxPool module used once and not in place (for resnet50 and vgg16: their functional-ReLU "
-                "copies)"
+                f"captum DeepLift failed on this model ({type(err).__name__}: {first[:160]}); it needs every "
+                "Softmax, MaxPool and other non-linear module (not nn.ReLU) used once and not in place"
             ) from None
     return maps

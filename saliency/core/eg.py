@@ -47,6 +47,10 @@ def eg(model, images: torch.Tensor, target: torch.Tensor, *, seed: int = 0, indi
     x = images.detach().float()
     n = len(x)
     target = torch.as_tensor(target, device=x.device).long().view(-1)
+    if reference_images is None and n < 2:
+        raise SaliencyError("eg draws each image's reference from reference_images (the evaluation set); without it "
+                            "from the batch, and an image alone is its own reference (an all-zero map): pass "
+                            "reference_images=")
     pool = x if reference_images is None else reference_images
     if pool.ndim != x.ndim or tuple(pool.shape[1:]) != tuple(x.shape[1:]) or len(pool) == 0:
         raise SaliencyError(f"reference_images must be [M,{','.join(map(str, x.shape[1:]))}], got {tuple(pool.shape)}")
