@@ -9,7 +9,7 @@ Insertion/Deletion metric (saliency.metric). Depends on torch and captum only.
 from .errors import SaliencyError
 from .metric import InsertionDeletion, Scores, auc
 from .models import Normalize, normalized, probability_model
-from .saliency_zoo import PAPER_ORDER, ZOO, Method, attribute, get_method
+from .saliency_zoo import PAPER_ORDER, ZOO, Method, attribute, get_method, register
 
 __all__ = ["attribute", "InsertionDeletion", "Scores", "auc", "SaliencyError", "Normalize", "normalized",
-           "probability_model", "get_method", "Method", "ZOO", "PAPER_ORDER"]
+           "probability_model", "get_method", "register", "Method", "ZOO", "PAPER_ORDER"]

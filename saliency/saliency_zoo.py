@@ -11,8 +11,10 @@ followed by Softmax). Adding a method is one file in saliency/core and one entry
 """
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,7 +31,7 @@ from .core.guided_ig import guided_ig
 from .core.ig import ig
 from .core.la import la
 from .core.mfaba import mfaba
-from .core.params import Param
+from .core.params import Param, protocol
 from .core.sg import sg
 from .core.sm import sm
 from .errors import SaliencyError
@@ -57,6 +59,8 @@ class Method:
     # varies them. work_params: those that make a setting costlier (for choosing one to show)
     file_params: tuple = ()
     work_params: tuple = ()
+    takes_max_rows: bool = True  # max_rows=: rows per model call (the twelve; a user's method need not take it)
+    source: str = ""  # where a method registered from outside comes from ("module:function"); "" = built in
 
     @property
     def display(self) -> str:
@@ -79,7 +83,7 @@ class Method:
     @property
     def runtime_arguments(self) -> tuple:
         """The keyword arguments the capabilities above give the function, besides its parameters."""
-        names = ["max_rows"]
+        names = ["max_rows"] if self.takes_max_rows else []
         if self.explains_prediction:
             names.append("predicted")
         if self.seeded:
@@ -131,9 +135,82 @@ def built_methods():
 
 
 def get_method(name) -> Method:
+    """The registry entry of `name`: a built-in method, one added by `register`, or
+    "module:function" / "path/to/file.py:function", imported and registered on first use under
+    the function's name."""
+    if isinstance(name, str) and ":" in name:
+        return _imported_method(name)
     if name not in ZOO:
-        raise SaliencyError(f"unknown method {name!r}; choose one of {', '.join(PAPER_ORDER)}")
+        raise SaliencyError(f"unknown method {name!r}; choose one of {', '.join(ZOO)}, "
+                            "or name your own function as module:function")
     return ZOO[name]
+
+
+def register(function: Callable, name: str | None = None, *, model: str = "logit", display: str | None = None,
+             seeded: bool = False, source: str = "") -> Method:
+    """Add a method of your own to the registry, beside the twelve, and return its entry.
+
+    Args:
+        function: `function(model, images, target, **params) -> maps`: model is the logit
+            model (or the probability model with model="probability"), images [N,C,H,W] in
+            [0, 1], target [N] the classes to explain; maps shaped like images.
+        name: the method's name in file names, results.csv rows and `attribute` (default: the
+            function's name); a name the registry holds for another function is refused.
+        display: its table column and figure title (default: the name).
+        seeded: whether it also takes seed= and indices= (a generator per image index).
+        source: where it comes from, for messages ("module:function").
+
+    Returns:
+        The `Method`; `attribute(name, ...)` and the benchmark's scripts then run it.
+    """
+    name = name or getattr(function, "__name__", "")
+    if not name.isidentifier():
+        raise SaliencyError(f"a method name must be a Python identifier (it names files), got {name!r}")
+    if model not in ("logit", "probability"):
+        raise SaliencyError(f"model must be 'logit' or 'probability', got {model!r}")
+    if not callable(function):
+        raise SaliencyError(f"method {name!r}: {function!r} is not callable")
+    known = ZOO.get(name)
+    if known is not None:
+        if known.source and known.source == source and getattr(known.function, "__wrapped__", None) is function:
+            return known
+        raise SaliencyError(f"the method name {name!r} is taken ({known.source or 'a built-in method'}); "
+                            "register yours under another name")
+    entry = Method(name, protocol(display or name)(function), model, f"a method of your own ({source or name})",
+                   seeded=seeded, takes_max_rows=False, source=source)
+    ZOO[name] = entry
+    return entry
+
+
+def _imported_method(spec: str) -> Method:
+    """The entry of "module:function" or "path/file.py:function", registered under the function's name."""
+    where, _, function_name = spec.rpartition(":")
+    known = ZOO.get(function_name)
+    if known is not None and known.source == spec:
+        return known
+    if not where or not function_name.isidentifier():
+        raise SaliencyError(f"{spec!r} does not name a function: write module:function or path/to/file.py:function")
+    module = _module_of(where, spec)
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise SaliencyError(f"{where} has no function {function_name!r} (from {spec!r})")
+    return register(function, function_name, source=spec)
+
+
+def _module_of(where: str, spec: str):
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise SaliencyError(f"no file {where} (from {spec!r}); give its path from the folder you run in")
+        loader_spec = importlib.util.spec_from_file_location(f"saliency_user_method_{path.stem}", path)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(where)
+    except ModuleNotFoundError as err:
+        raise SaliencyError(f"cannot import {where!r} (from {spec!r}: {err}); give the file instead "
+                            f"({where.replace('.', '/')}.py:...) or put its folder on PYTHONPATH") from None
 
 
 def attribute(name: str, logit_model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
@@ -185,6 +262,10 @@ def attribute(name: str, logit_model: nn.Module, images: torch.Tensor, labels: t
         kwargs["target"] = labels
     model = probability_model(logit_model) if method.model == "probability" else logit_model
     maps = method.function(model, images, **kwargs, **params)
+    if not isinstance(maps, torch.Tensor) or maps.shape != images.shape:
+        got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise SaliencyError(f"method {name!r} returned {got} for images {tuple(images.shape)}; it must return one map "
+                            "per image, shaped like the images")
     if not torch.isfinite(maps).all():
         raise SaliencyError(f"method {name!r} produced NaN or infinite values; check the model and the images")
     _warn_constant_maps(name, maps, indices)

@@ -39,19 +39,20 @@ def load_results(path) -> pd.DataFrame:
         raise UserError(f"{path} does not exist; run eval.py or para_explore.sh first")
     read_results(path)  # a foreign or damaged file: one line that says so
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    records = []
-    for row in raw.to_dict("records"):
+    records, read = [], []
+    for number, row in enumerate(raw.to_dict("records")):
         try:
             out = OutputId.from_csv_row(row)
         except (UserError, SaliencyError, KeyError):
-            continue  # a method this version does not know
+            continue  # a row this version cannot read
+        read.append(number)
         setting = out.setting
         records.append({"model": out.model_tag, "attr_method": out.method,
                         **{k: setting.get(k) for k in LA_KEYS}, "output": out})
     df = pd.DataFrame(records, columns=["model", "attr_method", *LA_KEYS, "output"])
     for key in LA_KEYS:
         df[key] = pd.Series([None if v is None or pd.isna(v) else int(v) for v in df[key]], index=df.index, dtype=object)
-    kept = raw[[_known(m) for m in raw["attr_method"].str.strip()]].reset_index(drop=True)
+    kept = raw.iloc[read].reset_index(drop=True)
     for game in GAMES:
         df[game.name] = pd.to_numeric(kept[game.name], errors="coerce").values
     key = ["model", "attr_method", *LA_KEYS]

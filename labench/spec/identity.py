@@ -46,7 +46,8 @@ from collections.abc import Set
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from saliency import PAPER_ORDER, ZOO, get_method
+from saliency import PAPER_ORDER, ZOO, Method, SaliencyError, get_method
+from saliency.core.params import protocol
 from saliency.metric import ORDERS, SUBSTRATES
 
 from ..errors import UserError
@@ -91,7 +92,7 @@ class Mode:
 
     def changes_maps_of(self, method: str) -> bool:
         if callable(self.changes_maps):
-            return bool(self.changes_maps(get_method(method)))
+            return bool(self.changes_maps(entry_of(method)))
         return self.changes_maps
 
 
@@ -257,7 +258,7 @@ class OutputId:
         entry = get_method(method)
         weights = "" if weights in (None, "default") else weights
         seed = int(seed) if entry.seeded else 0
-        out = cls(model, method, weights, tuple(entry.file_setting(params)), ordered_modes(modes), seed)
+        out = cls(model, entry.name, weights, tuple(entry.file_setting(params)), ordered_modes(modes), seed)
         if read_model_tag(out.model_tag) != (out.model, out.weights, out.modes, out.seed):
             raise UserError(f"model {model!r} with weights {weights or 'default'!r} cannot name files: its tag "
                             f"{out.model_tag!r} reads back as another model, weights or modes")
@@ -271,7 +272,7 @@ class OutputId:
 
     @property
     def stem(self) -> str:
-        entry = get_method(self.method)
+        entry = entry_of(self.method)
         parts = [f"{p.replace('_', '-')}-{v}" for p, v in zip(entry.file_params, self.params)]
         return "_".join([self.model_tag, self.method, *parts])
 
@@ -289,12 +290,12 @@ class OutputId:
 
     @property
     def setting(self) -> dict:
-        return dict(zip(get_method(self.method).file_params, self.params))
+        return dict(zip(entry_of(self.method).file_params, self.params))
 
     @property
     def column(self) -> str:
         """Table column: the method's display name."""
-        return get_method(self.method).display
+        return entry_of(self.method).display
 
     @property
     def label(self) -> str:
@@ -355,10 +356,28 @@ class OutputId:
     @classmethod
     def from_csv_row(cls, row: dict) -> "OutputId":
         method = row["attr_method"].strip()
-        entry = get_method(method)
+        entry = entry_of(method)
         columns = [CSV_PARAM_COLUMNS[p] for p in entry.file_params]
         values = tuple(_number(str(row[c]).strip()) for c in columns)
         return _from_tag(row["model"].strip(), method, values)
+
+
+def entry_of(method: str) -> Method:
+    """The registry entry of an output's method. A method registered in another process (a
+    user's function, run as module:function) is known here by its name alone, as its files and
+    results.csv rows carry it: it reads as a method without file parameters, its name as its
+    display name."""
+    try:
+        return get_method(method)
+    except SaliencyError:
+        if not method.isidentifier():
+            raise UserError(f"{method!r} names no method (a method's name is a Python identifier)") from None
+        return Method(method, protocol(method)(_not_here), "logit", "a method registered in another process",
+                      takes_max_rows=False, source=method)
+
+
+def _not_here(*args, **kwargs):
+    raise UserError("this method was registered in another process; name it as module:function to run it")
 
 
 def _number(text):

@@ -1,0 +1,143 @@
+"""A method of one's own beside the twelve: registered from Python (saliency.register) or named
+as module:function / file.py:function on the command line, run by generate_attributions.py,
+eval.py, para_explore.sh and tables.py as a thirteenth method; its bad inputs are one-line errors."""
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, call_script, make_images, make_tiny_cnn
+from saliency import SaliencyError, ZOO, attribute, get_method, register
+
+GRADIENT_X_INPUT = textwrap.dedent('''
+    import torch
+
+
+    def gradient_x_input(model, images, target):
+        """d p_target / dx * x: a ten-line method of one's own."""
+        x = images.clone().requires_grad_(True)
+        with torch.enable_grad():
+            score = torch.softmax(model(x), dim=1).gather(1, target[:, None]).sum()
+            (grad,) = torch.autograd.grad(score, x)
+        return (grad * images).detach()
+
+
+    def wrong_shape(model, images, target):
+        return images[:, :1]
+
+
+    def not_finite(model, images, target):
+        return images * float("nan")
+''')
+
+
+def gradient_x_input_oracle(model, images, target):
+    """The same quantity image by image, written here."""
+    maps = []
+    for image, t in zip(images, target):
+        x = image[None].clone().requires_grad_(True)
+        torch.softmax(model(x), dim=1)[0, t].backward()
+        maps.append((x.grad * image[None]).detach())
+    return torch.cat(maps)
+
+
+@pytest.fixture
+def method_file(tmp_path, monkeypatch):
+    (tmp_path / "my_method.py").write_text(GRADIENT_X_INPUT)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for name in ("gradient_x_input", "wrong_shape", "not_finite", "mine"):
+        ZOO.pop(name, None)  # the registry is the process's: leave it as it was
+
+
+def test_a_file_function_runs_through_attribute_as_the_oracle_says(method_file):
+    model, images, target = make_tiny_cnn(), make_images(3), torch.tensor([1, 5, 7])
+    maps = attribute("my_method.py:gradient_x_input", model, images, target)
+    torch.testing.assert_close(maps, gradient_x_input_oracle(model, images, target), rtol=1e-5, atol=1e-8)
+    entry = get_method("gradient_x_input")
+    assert entry.source == "my_method.py:gradient_x_input" and entry.display == "gradient_x_input"
+    assert get_method("my_method.py:gradient_x_input") is entry  # named again: the same entry
+    assert torch.equal(attribute("gradient_x_input", model, images, target), maps)
+
+
+def test_register_a_python_function(method_file):
+    def mine(model, images, target):
+        return images * target.view(-1, 1, 1, 1)
+
+    entry = register(mine, display="Mine")
+    images = make_images(2)
+    assert entry.display == "Mine" and get_method("mine") is entry
+    assert torch.equal(attribute("mine", make_tiny_cnn(), images, torch.tensor([2, 3])),
+                       images * torch.tensor([2.0, 3.0]).view(-1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no_such_module:f", "cannot import 'no_such_module'"),
+    ("missing.py:f", "no file missing.py"),
+    ("my_method.py:nosuch", "has no function 'nosuch'"),
+    ("my_method.py:wrong_shape", r"returned \(2, 1, 16, 16\) for images \(2, 3, 16, 16\)"),
+    ("my_method.py:not_finite", "NaN or infinite"),
+    ("sm:", "does not name a function"),
+])
+def test_bad_methods_are_one_line_errors(method_file, spec, message):
+    with pytest.raises(SaliencyError, match=message):
+        attribute(spec, make_tiny_cnn(), make_images(2), torch.tensor([1, 2]))
+
+
+def test_a_name_of_the_twelve_is_not_taken(method_file):
+    def sm(model, images, target):
+        return images
+
+    with pytest.raises(SaliencyError, match="'sm' is taken"):
+        register(sm)
+    assert get_method("sm").source == ""
+
+
+def test_scripts_and_tables_run_it_as_a_thirteenth_method(method_file, capsys):
+    data = method_file / "data"
+    data.mkdir()
+    images, labels = make_images(2, size=32, seed=5), torch.tensor([1, 2])
+    torch.save(images, data / "img_batch.pt")
+    torch.save(labels, data / "label_batch.pt")
+    common = ["--model", "efficientnet_lite0", "--weights", "random", "--device", "cpu", "--batch_size", "2"]
+    for method in ("my_method.py:gradient_x_input", "sm"):
+        for script in ("generate_attributions", "eval"):
+            code, err = call_script(script, [*common, "--attr_method", method], capsys)
+            assert code == 0, err
+    maps = np.load(method_file / "attributions" / "efficientnet_lite0-random_gradient_x_input_attributions.npy")
+    from labench.nets.models import load_model
+
+    model = load_model("efficientnet_lite0", weights="random")
+    np.testing.assert_allclose(maps, gradient_x_input_oracle(model, images, labels).numpy(), rtol=1e-4, atol=1e-9)
+    with open(method_file / "results.csv") as f:
+        rows = {r["attr_method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"gradient_x_input", "sm"} and rows["gradient_x_input"]["spatial_range"] == "-"
+    scores = np.load(method_file / "scores" / "efficientnet_lite0-random_gradient_x_input_scores.npz")
+    assert float(rows["gradient_x_input"]["insertion"]) == pytest.approx(float(scores["ins"]), abs=1e-6)
+    ZOO.pop("gradient_x_input")  # tables.py runs in a process that never imported the method
+    code, err = call_script("tables", ["--csv", "results.csv", "--out", "tables"], capsys)
+    assert code == 0, err
+    table = (method_file / "tables" / "insertion.md").read_text()
+    assert "| SM | gradient_x_input |" in table
+    statistics = (method_file / "tables" / "statistics.md").read_text()
+    assert "gradient_x_input" in statistics
+
+
+def test_the_grid_runs_it_in_its_own_processes(method_file):
+    data = method_file / "data"
+    data.mkdir()
+    torch.save(make_images(2, size=32, seed=6), data / "img_batch.pt")
+    torch.save(torch.tensor([3, 4]), data / "label_batch.pt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(ROOT / "para_explore.sh"), "--models", "efficientnet_lite0:random", "--methods",
+                           "my_method.py:gradient_x_input", "--limit", "2", "--data_dir", data, "--device", "cpu",
+                           "--python", sys.executable, "--eval_args", "--batch_size 450"],
+                          cwd=method_file, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 cells: 1 ran, 0 skipped (done), 0 failed" in done.stdout
+    assert (method_file / "scores" / "efficientnet_lite0-random_gradient_x_input_scores.npz").exists()
