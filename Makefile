@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The demo runs LA at the paper's default setting; override DEMO_* for another grid point.
 DEMO_MODEL ?= efficientnet_lite0
+METHODS ?=  # empty: all twelve; add your own as module:function or file.py:function
 DEMO_RANGE ?= 20
 DEMO_ITER ?= 20
 DEMO_SAMPLES ?= 20
@@ -89,4 +90,5 @@ report: setup
 	test -f $(DATA)/img_batch.pt || $(BIN)/python generate_pt.py --out_dir $(DATA)
 	$(BIN)/python report.py --model $(MODEL) --images $(IMAGES) --variant_images $(VARIANT_IMAGES) \
 		--seed_reruns $(SEED_RERUNS) --seed_images $(SEED_IMAGES) \
+		$(if $(strip $(METHODS)),--methods $(METHODS),) \
 		--data_dir $(DATA) --device $(DEVICE) --runtime $(RUNTIME) --out $(OUT)

@@ -64,8 +64,6 @@ def heatmaps_arguments(parser):
 
 
 def heatmaps(args, size):
-    if args.attr_method not in PAPER_ORDER:
-        raise UserError(f"unknown method {args.attr_method!r}; choose one of {', '.join(PAPER_ORDER)}")
     params = {"spatial_range": args.spatial_range, "max_iter": args.max_iter, "sampling_times": args.sampling_times}
     out_id = OutputId.make(args.model, args.attr_method, weights_tag(args.weights), params)
     maps = load_maps(Path(args.attr_prefix) / out_id.maps_file)
@@ -86,8 +84,9 @@ def grid_arguments(parser):
     parser.add_argument("--attr_prefix", default="attributions")
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--indices", type=int, nargs="+", default=[0, 1, 2, 3], help="image indices (rows)")
-    parser.add_argument("--methods", nargs="+", choices=PAPER_ORDER, default=None, metavar="METHOD",
-                        help=f"only these ({', '.join(PAPER_ORDER)}); default: all")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help=f"only these ({', '.join(PAPER_ORDER)}, or your own as file.py:function); default: the "
+                             "twelve")
     parser.add_argument("--mode", choices=MODES, default="gray")
     parser.add_argument("--no-model", dest="use_model", action="store_false",
                         help="title images with their label instead of the model's prediction")

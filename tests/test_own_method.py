@@ -3,6 +3,7 @@ as module:function / file.py:function on the command line, run by generate_attri
 eval.py, para_explore.sh and tables.py as a thirteenth method; its bad inputs are one-line errors."""
 import csv
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,17 +15,10 @@ import torch
 from conftest import ROOT, call_script, make_images, make_tiny_cnn
 from saliency import SaliencyError, ZOO, attribute, get_method, register
 
-GRADIENT_X_INPUT = textwrap.dedent('''
-    import torch
-
-
-    def gradient_x_input(model, images, target):
-        """d p_target / dx * x: a ten-line method of one's own."""
-        x = images.clone().requires_grad_(True)
-        with torch.enable_grad():
-            score = torch.softmax(model(x), dim=1).gather(1, target[:, None]).sum()
-            (grad,) = torch.autograd.grad(score, x)
-        return (grad * images).detach()
+# README's method file, as written there, and two broken methods beside it
+README_METHOD = next(block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+                     if block.startswith("# my_method.py"))
+GRADIENT_X_INPUT = README_METHOD + textwrap.dedent('''
 
 
     def wrong_shape(model, images, target):
@@ -119,6 +113,16 @@ def test_scripts_and_tables_run_it_as_a_thirteenth_method(method_file, capsys):
     assert set(rows) == {"gradient_x_input", "sm"} and rows["gradient_x_input"]["spatial_range"] == "-"
     scores = np.load(method_file / "scores" / "efficientnet_lite0-random_gradient_x_input_scores.npz")
     assert float(rows["gradient_x_input"]["insertion"]) == pytest.approx(float(scores["ins"]), abs=1e-6)
+    code, err = call_script("plot", ["heatmaps", "--model", "efficientnet_lite0", "--weights", "random", "--attr_method",
+                                     "my_method.py:gradient_x_input", "--count", "2"], capsys)
+    assert code == 0, err
+    assert (method_file / "figures" / "efficientnet_lite0-random_gradient_x_input_heatmaps.png").exists()
+    ZOO.pop("gradient_x_input")  # as in a new process: plot.py grid imports it from its name
+    from labench.present.figures import build_grid
+
+    _, shown, left_out = build_grid("efficientnet_lite0", "random", [0, 1], use_model=False,
+                                    methods=["sm", "my_method.py:gradient_x_input", "ig"], log=lambda line: None)
+    assert list(shown) == ["sm", "gradient_x_input"] and left_out == [("ig", "no map on disk")]
     ZOO.pop("gradient_x_input")  # tables.py runs in a process that never imported the method
     code, err = call_script("tables", ["--csv", "results.csv", "--out", "tables"], capsys)
     assert code == 0, err
@@ -141,3 +145,37 @@ def test_the_grid_runs_it_in_its_own_processes(method_file):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 cells: 1 ran, 0 skipped (done), 0 failed" in done.stdout
     assert (method_file / "scores" / "efficientnet_lite0-random_gradient_x_input_scores.npz").exists()
+
+
+def test_maps_computed_elsewhere_are_scored_and_tabulated_under_their_name(tmp_path, capsys, monkeypatch):
+    from captum.attr import IntegratedGradients
+
+    from labench.nets.models import load_model
+    from saliency import InsertionDeletion, auc
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    images, labels = make_images(2, size=32, seed=8), torch.tensor([3, 9])
+    torch.save(images, tmp_path / "data" / "img_batch.pt")
+    torch.save(labels, tmp_path / "data" / "label_batch.pt")
+    model = load_model("efficientnet_lite0", weights="random")
+    maps = IntegratedGradients(model).attribute(images, target=labels, n_steps=8).detach()
+    np.save(tmp_path / "captum_ig.npy", maps.numpy())
+    common = ["--model", "efficientnet_lite0", "--weights", "random", "--device", "cpu", "--batch_size", "450",
+              "--runtime", "torch"]
+    code, err = call_script("eval", [*common, "--attr_method", "captum_ig", "--maps", "captum_ig.npy"], capsys)
+    assert code == 0, err
+    scores = np.load(tmp_path / "scores" / "efficientnet_lite0-random_captum_ig_scores.npz")
+    direct = InsertionDeletion(model, batch_size=450).curves(images, maps)
+    np.testing.assert_allclose(scores["ins_auc"], auc(direct["ins"]), atol=1e-6)
+    np.testing.assert_allclose(scores["del_auc"], auc(direct["del"]), atol=1e-6)
+    with open(tmp_path / "results.csv") as f:
+        assert [r["attr_method"] for r in csv.DictReader(f)] == ["captum_ig"]
+    for name, words in [("ig", "a name of your own"), ("x:y", "a name of your own")]:
+        code, err = call_script("eval", [*common, "--attr_method", name, "--maps", "captum_ig.npy"], capsys)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    np.save(tmp_path / "short.npy", maps.numpy()[:1])
+    code, err = call_script("eval", [*common, "--attr_method", "short_maps", "--maps", "short.npy"], capsys)
+    assert code == 2 and "shape" in err
+    ZOO.pop("captum_ig", None)
+    ZOO.pop("short_maps", None)

@@ -102,19 +102,21 @@ def load_maps(path, images, limit=None):
 def compute_scores(run: Run, out):
     """Curves chunk by chunk (resumable, split across torchrun ranks); rank 0 returns the scores."""
     maps_stem = output_id(run).maps().stem
+    maps_path = Path(run.maps_file) if run.maps_file else Path(run.maps_dir) / f"{maps_stem}_attributions.npy"
     if run.runtime not in ("torch", "auto") and run.amp:
         raise UserError(f"--runtime {run.runtime} runs the metric in float32; drop --amp (bf16) or --runtime")
     loaded = {}
 
     def check_inputs(images):  # the maps and the output folder, before the model is built
         check_output_folder(run.scores_dir, 2 * len(images) * RECORD.itemsize)
-        loaded["maps"] = load_maps(Path(run.maps_dir) / f"{maps_stem}_attributions.npy", images, run.limit)
+        loaded["maps"] = load_maps(maps_path, images, run.limit)
 
     images, _, model, device = load_inputs(run, before_model=check_inputs)
     maps = loaded["maps"]
     options = metric_options(run)
     # the user's --batch_size goes into the manifest: an automatic one may differ on resume
-    settings = {"model": run.model, "weights": run.weights, "maps": str(Path(run.maps_dir) / maps_stem),
+    maps_named = maps_path.with_name(maps_path.name.removesuffix("_attributions.npy"))  # as stores before --maps
+    settings = {"model": run.model, "weights": run.weights, "maps": str(maps_named),
                 "batch_size": run.batch_size or "auto", "images": list(images.shape), "amp": run.amp,
                 "channels_last": run.channels_last, "records": "curves+class"}
     settings.update({k: v for k, v in options.items() if v != METRIC_DEFAULTS[k]})  # named only when not default

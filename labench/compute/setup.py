@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from saliency import SaliencyError, get_method
+from saliency import PAPER_ORDER, SaliencyError, get_method, register
 
 from ..errors import UserError
 from ..nets.fast import fast_model
@@ -20,10 +20,27 @@ CPU_BATCH = 16  # images per call on a CPU by default: a chunk (the unit of resu
 
 
 def method_of(run: Run):
+    if run.maps_file is not None:
+        return computed_elsewhere(run.method)
     try:
         return get_method(run.method)
     except SaliencyError as err:
         raise UserError(str(err)) from None
+
+
+def computed_elsewhere(name: str):
+    """The registry entry of maps computed outside this project (eval.py --maps), by their name."""
+    if name in PAPER_ORDER or ":" in name:
+        raise UserError(f"--maps scores maps computed elsewhere: name them with --attr_method, a name of your own "
+                        f"(not {name!r})")
+    try:
+        return register(_maps_from_a_file, name, source="maps computed elsewhere")
+    except SaliencyError as err:
+        raise UserError(str(err)) from None
+
+
+def _maps_from_a_file(model, images, target):
+    raise UserError("these maps were computed elsewhere: eval.py --maps scores them, nothing here computes them")
 
 
 def output_id(run: Run):

@@ -86,6 +86,9 @@ def eval_parser(description=None):
                         help="LA: explorations per image (names the attribution file)")
     parser.add_argument("--prefix", default=DEFAULT.scores_dir, help="folder for the scores .npz")
     parser.add_argument("--attr_prefix", default=DEFAULT.maps_dir, help="folder of the attribution .npy files")
+    parser.add_argument("--maps", default=None, metavar="FILE.npy",
+                        help="score maps computed elsewhere (captum, your own code): float [N,C,H,W] for the cached "
+                             "images, named in files and rows by --attr_method, a name of your own")
     parser.add_argument("--csv_path", default=DEFAULT.csv_path)
     parser.add_argument("--chunk", type=int, default=None, help="images per saved chunk (the unit of resume; default 10)")
     for option in METRIC_OPTIONS:
@@ -159,7 +162,7 @@ def eval_run(flags: dict) -> Run:
     fields = _common_fields(flags)
     variants = tuple(name for option in METRIC_OPTIONS for name in metric_mode(option, flags[option]))
     return Run(**{**fields, "modes": fields["modes"] + variants}, chunk=flags["chunk"], maps_dir=flags["attr_prefix"],
-               scores_dir=flags["prefix"], csv_path=flags["csv_path"], runtime=flags["runtime"])
+               scores_dir=flags["prefix"], csv_path=flags["csv_path"], maps_file=flags["maps"], runtime=flags["runtime"])
 
 
 def _flags(triples) -> list:
@@ -190,7 +193,8 @@ def eval_argv(run: Run) -> list:
     variants = _flags([(f"--{option}", options[option], values[0]) for option, values in METRIC_OPTIONS.items()])
     outputs = ["--attr_prefix", run.maps_dir, "--prefix", run.scores_dir, "--csv_path", run.csv_path]
     return _common_argv(run) + variants + outputs + _flags([("--chunk", run.chunk, None),
-                                                            ("--runtime", run.runtime, DEFAULT.runtime)])
+                                                            ("--runtime", run.runtime, DEFAULT.runtime),
+                                                            ("--maps", run.maps_file, None)])
 
 
 def eval_output_id(argv):

@@ -22,7 +22,8 @@ from saliency.metric import GAMES, INSERTION  # noqa: E402
 from ..compute.data import class_names, load_dataset  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..nets.models import load_model, weights_tag  # noqa: E402
-from ..spec.identity import LEAD, MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting, model_tag  # noqa: E402
+from ..spec.identity import (LEAD, MAPS_SUFFIX, SCORES_SUFFIX, OutputId, choose_setting,  # noqa: E402
+                             method_order, model_tag)
 from ..stats.heatmaps import heatmap, signed_heatmap  # noqa: E402
 from ..store.files import atomic_path, load_npy, load_npz  # noqa: E402
 
@@ -106,10 +107,12 @@ def outputs_on_disk(folder, suffix, model, weights="default", modes=()):
 
 def discover_maps(model, weights="default", attr_prefix="attributions", methods=None, setting=None):
     """({method: path} in the paper's order, [methods without a map], {method: chosen setting}).
-    setting: {param: value or None} restricting the setting of methods with file parameters."""
-    on_disk = outputs_on_disk(attr_prefix, MAPS_SUFFIX, model, weights)
+    setting: {param: value or None} restricting the setting of methods with file parameters.
+    methods: names or module:function of one's own (default: the twelve)."""
+    names = PAPER_ORDER if methods is None else method_order([get_method(m).name for m in methods])  # registers
+    on_disk = outputs_on_disk(attr_prefix, MAPS_SUFFIX, model, weights)  # so that the names of one's own parse
     found, missing, chosen = {}, [], {}
-    for method in [m for m in PAPER_ORDER if methods is None or m in methods]:
+    for method in names:
         settings = on_disk.get(method, {})
         pick = choose_setting(method, settings, setting) if get_method(method).file_params else () if settings else None
         if pick is None or pick not in settings:

@@ -32,6 +32,7 @@ class Run:
     maps_dir: str = "attributions"
     scores_dir: str = "scores"
     csv_path: str = "results.csv"
+    maps_file: str | None = None  # eval.py --maps: maps computed elsewhere, scored under the method's name
     runtime: str = "auto"  # the metric's forward passes on a CPU (labench.nets.runtime); the same curves to rounding
 
     def __post_init__(self):
