@@ -30,12 +30,13 @@ from pathlib import Path
 
 from labench.compute.data import CHECKSUMS_PATH, build_dataset, numbered_pngs, project_path, verify_cache
 from labench.errors import UserError, run_cli
+from labench.flows.cli import HelpFormatter
 
 DEFAULT_PNG_DIR = "visualized_imgs"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--png_dir", default=None,
                         help=f"numbered PNGs (read, or written by the other sources); default {DEFAULT_PNG_DIR}/")
     parser.add_argument("--labels", default=None, help="label_batch.pt for --png_dir (default: beside or above it)")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from labench.compute.data import class_names, load_dataset
 from labench.errors import UserError, run_cli
+from labench.flows.cli import HelpFormatter
 from labench.present.figures import MODES, build_curves, build_grid, heatmap_pairs, load_maps, plot, save_figure  # noqa: F401
 from labench.spec.identity import OutputId, model_tag
 from labench.nets.models import weights_tag
@@ -41,26 +42,29 @@ from saliency import PAPER_ORDER
 
 
 def add_model_and_output(parser, dpi):
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--weights", default="default")
+    parser.add_argument("--model", default="efficientnet_lite0", help="the model whose outputs to draw")
+    parser.add_argument("--weights", default="default", help="its weights, as generate_attributions.py took them")
     parser.add_argument("--out", default=None, help="output file, .png or .pdf")
     parser.add_argument("--size", type=float, nargs=2, metavar=("W", "H"), default=None, help="figure size in inches")
-    parser.add_argument("--dpi", type=int, default=dpi)
+    parser.add_argument("--dpi", type=int, default=dpi, help="resolution of a .png")
 
 
 def add_la_setting(parser, default):
     for flag in ("--spatial_range", "--max_iter", "--sampling_times"):
-        parser.add_argument(flag, type=int, default=default)
+        parser.add_argument(flag, type=int, default=default,
+                            help="LA's setting whose maps to draw" + ("" if default is not None else
+                                                                      " (default: 20/20/20 if present, else the most work)"))
 
 
 def heatmaps_arguments(parser):
     add_model_and_output(parser, 100)
-    parser.add_argument("--attr_method", default="la")
+    parser.add_argument("--attr_method", default="la", help="the method (or file.py:function of your own)")
     add_la_setting(parser, 20)
-    parser.add_argument("--attr_prefix", default="attributions")
-    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--attr_prefix", default="attributions", help="folder of the maps")
+    parser.add_argument("--data_dir", default="data", help="folder of the cached images")
     parser.add_argument("--count", type=int, default=6, help="how many images")
-    parser.add_argument("--mode", choices=MODES, default="gray")
+    parser.add_argument("--mode", choices=MODES, default="gray",
+                        help="gray: the published heatmap; overlay: in colour over the image; signed: keeps the sign")
 
 
 def heatmaps(args, size):
@@ -81,13 +85,14 @@ def heatmaps(args, size):
 def grid_arguments(parser):
     add_model_and_output(parser, 150)
     add_la_setting(parser, None)
-    parser.add_argument("--attr_prefix", default="attributions")
-    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--attr_prefix", default="attributions", help="folder of the maps")
+    parser.add_argument("--data_dir", default="data", help="folder of the cached images")
     parser.add_argument("--indices", type=int, nargs="+", default=[0, 1, 2, 3], help="image indices (rows)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help=f"only these ({', '.join(PAPER_ORDER)}, or your own as file.py:function); default: the "
                              "twelve")
-    parser.add_argument("--mode", choices=MODES, default="gray")
+    parser.add_argument("--mode", choices=MODES, default="gray",
+                        help="gray: the published heatmap; overlay: in colour over the image; signed: keeps the sign")
     parser.add_argument("--no-model", dest="use_model", action="store_false",
                         help="title images with their label instead of the model's prediction")
 
@@ -102,7 +107,8 @@ def grid(args, size):
 
 def curves_arguments(parser):
     add_model_and_output(parser, 150)
-    parser.add_argument("--prefix", "--scores_prefix", dest="scores_prefix", default="scores")
+    parser.add_argument("--prefix", "--scores_prefix", dest="scores_prefix", default="scores",
+                        help="folder of the scores files")
 
 
 def curves(args, size):
@@ -122,10 +128,10 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "heatmaps")  # the published form: plot.py --model ... --attr_method ...
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text))
+        add_arguments(sub.add_parser(name, help=help_text, formatter_class=HelpFormatter))
     args = parser.parse_args(argv)
     if args.dpi < 1:
         raise UserError("--dpi must be at least 1")

@@ -16,14 +16,14 @@ what was run (versions, seed, images, device, seconds per stage). Resumable: rer
 import argparse
 
 from labench.flows import report
-from labench.flows.cli import add_benchmark_arguments, benchmark_fields
+from labench.flows.cli import HelpFormatter, add_benchmark_arguments, benchmark_fields
 from labench.errors import run_cli
 from labench.spec.identity import metric_variants
 from labench.nets.runtime import RUNTIMES
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_benchmark_arguments(parser, images=64, several_models=True)
     parser.add_argument("--variant_images", type=int, default=None,
                         help="the metric variants score only the first V images (default: all N)")

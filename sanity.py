@@ -18,7 +18,7 @@ method, a column per check). Resumable: rerun the same command; only missing map
 import argparse
 
 from labench.flows import sanity
-from labench.flows.cli import add_benchmark_arguments, benchmark_fields
+from labench.flows.cli import HelpFormatter, add_benchmark_arguments, benchmark_fields
 from labench.errors import run_cli
 from labench.spec.identity import FLAG_MODE_NAMES, SANITY, declaration
 from labench.nets.randomisation import CASCADE_STAGES
@@ -27,7 +27,7 @@ OTHER_MODES = [name for name in FLAG_MODE_NAMES if declaration(name).group != SA
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_benchmark_arguments(parser, images=8,
                             seed_help="of the randomised parameters, the other classes and the methods' own draws")
     parser.add_argument("--stages", type=int, nargs="+", default=None,

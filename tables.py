@@ -34,17 +34,19 @@ from pathlib import Path
 
 from labench.compute.data import load_labels
 from labench.errors import UserError, run_cli
+from labench.flows.cli import HelpFormatter
 from labench.present.render import save_text
 from labench.present.significance import write_statistics
 from labench.present.tables import parse_la_choice, write_tables
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--csv", "--csv_path", dest="csv", default="results.csv", help="the results table")
     parser.add_argument("--out", default="tables", help="output folder")
     parser.add_argument("--la", default="default",
-                        help="LA setting in the main tables: default (20,20,20 if present, else best), best, or R,T,S")
+                        help="LA setting in the main tables: default (20,20,20 if present, else the setting with the "
+                             "most work, as plot.py's grid), best (best insertion), or R,T,S")
     parser.add_argument("--digits", type=int, default=4, help="decimal places")
     parser.add_argument("--all_methods", "--all-methods", action="store_true",
                         help="a column for each of the twelve methods even when it has no row")

@@ -34,8 +34,10 @@ def option(words, name):
 # ---------------------------------------------------------------- the plan
 
 
-def test_dry_run_default_is_the_published_grid(tmp_path):
-    done = grid("--dry-run", cwd=tmp_path)
+def test_dry_run_default_is_the_published_grid_on_the_offline_model_and_paper_its_four_models(tmp_path):
+    default = plan_commands(grid("--dry-run", cwd=tmp_path).stdout)
+    assert len(default) == 2 * (11 + 27) and {option(c, "--model") for c in default} == {"efficientnet_lite0"}
+    done = grid("--dry-run", "--paper", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     commands = plan_commands(done.stdout)
     # 4 models x (11 methods + 27 LA settings), two commands each
@@ -43,6 +45,7 @@ def test_dry_run_default_is_the_published_grid(tmp_path):
     assert not list(tmp_path.iterdir()), "a dry run writes nothing"
     models = {option(c, "--model") for c in commands}
     assert models == {"inception_v3", "resnet50", "vgg16", "maxvit_t"}
+    assert grid("--paper", "--models", "vgg16", cwd=tmp_path).returncode == 2
     la = {(option(c, "--spatial_range"), option(c, "--max_iter"), option(c, "--sampling_times"))
           for c in commands if option(c, "--attr_method") == "la"}
     assert la == {(r, t, s) for r in ("10", "20", "30") for t in ("10", "20", "30") for s in ("10", "20", "30")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from saliency import SaliencyError, get_method
+from saliency.metric import default_batch_size as metric_batch_size
 from saliency.saliency_zoo import PAPER_ORDER
 
 from ..compute.setup import CPU_BATCH, output_id
@@ -27,12 +28,24 @@ METRIC_HELP = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every script's help: the description as written, and each option's default after its text
+    (argparse's own value, so the help cannot drift from the code) unless the text says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        says_it = "(default" in text or "default:" in text
+        if says_it or action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0:
+            return text  # flags (store_true/false) default to off; None is "the job's own choice", said in the text
+        return f"{text} (default: %(default)s)"
+
+
 class RunParser(argparse.ArgumentParser):
     """A script's argument parser whose parse_args gives the run value, never a Namespace;
     to_run({dest: value}) is the one place that reads the parsed flags."""
 
     def __init__(self, to_run, description=None):
-        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, formatter_class=HelpFormatter)
         self.to_run = to_run
 
     def parse_args(self, args=None, namespace=None) -> Run:
@@ -45,7 +58,8 @@ def add_common_arguments(parser):
                         help="model name (efficientnet_lite0, the paper's four, any torchvision classifier or timm model)")
     parser.add_argument("--weights", default=DEFAULT.weights,
                         help="'default', a torchvision weights name, 'random', or a state-dict checkpoint file")
-    parser.add_argument("--attr_method", default=DEFAULT.method, help=f"one of {', '.join(PAPER_ORDER)}")
+    parser.add_argument("--attr_method", default=DEFAULT.method,
+                        help=f"one of {', '.join(PAPER_ORDER)}, or your own as file.py:function or module:function")
     parser.add_argument("--spatial_range", type=int, default=LA_DEFAULTS["spatial_range"], help="LA: box half-width is x / spatial_range")
     parser.add_argument("--max_iter", type=int, default=LA_DEFAULTS["max_iter"], help="LA: steps per exploration")
     parser.add_argument("--seed", type=int, default=DEFAULT.seed,
@@ -53,8 +67,6 @@ def add_common_arguments(parser):
                              "file names when not 0: random_seed<N> for random weights, else -seed<N> for the "
                              f"methods whose maps depend on it ({', '.join(SEEDED_METHODS)})")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
-    parser.add_argument("--batch_size", type=int, default=None,
-                        help=f"images per call (default: the published size; at most {CPU_BATCH} on a CPU)")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     for name in FLAG_MODE_NAMES:
@@ -64,6 +76,9 @@ def add_common_arguments(parser):
 def attribution_parser(description=None):
     parser = RunParser(attribution_run, description)
     add_common_arguments(parser)
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help=f"images per call (default: the method's published size, at least 8; at most {CPU_BATCH} "
+                             "on a CPU)")
     parser.add_argument("--sampling_times", type=int, default=LA_DEFAULTS["sampling_times"], help="LA: explorations per image")
     parser.add_argument("--prefix", default=DEFAULT.maps_dir, help="output folder")
     parser.add_argument("--max_rows", type=int, default=None,
@@ -81,6 +96,9 @@ def attribution_parser(description=None):
 def eval_parser(description=None):
     parser = RunParser(eval_run, description)
     add_common_arguments(parser)
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help=f"perturbed images per forward pass (default: {metric_batch_size('cpu')} on a CPU; on a "
+                             "GPU what fits 70%% of the free memory, in whole curves of 225)")
     parser.add_argument("--samples_number", "--sampling_times", dest="sampling_times", type=int,
                         default=LA_DEFAULTS["sampling_times"],
                         help="LA: explorations per image (names the attribution file)")
@@ -89,7 +107,7 @@ def eval_parser(description=None):
     parser.add_argument("--maps", default=None, metavar="FILE.npy",
                         help="score maps computed elsewhere (captum, your own code): float [N,C,H,W] for the cached "
                              "images, named in files and rows by --attr_method, a name of your own")
-    parser.add_argument("--csv_path", default=DEFAULT.csv_path)
+    parser.add_argument("--csv_path", default=DEFAULT.csv_path, help="the results table the row goes into")
     parser.add_argument("--chunk", type=int, default=None, help="images per saved chunk (the unit of resume; default 10)")
     for option in METRIC_OPTIONS:
         values = metric_values(option)
@@ -111,14 +129,15 @@ def add_benchmark_arguments(parser, images: int, seed_help: str = "", several_mo
         parser.add_argument("--model", "--models", dest="models", nargs="+", default=[DEFAULT.model],
                             help="one model or several: the rows of the tables")
     else:
-        parser.add_argument("--model", default=DEFAULT.model)
+        parser.add_argument("--model", default=DEFAULT.model, help="the model")
     parser.add_argument("--weights", default=DEFAULT.weights, help="'default', 'random', a weights name or a checkpoint")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--images", type=int, default=images, help="the first N evaluation images")
-    parser.add_argument("--methods", nargs="+", default=None, help=f"default: all twelve ({' '.join(PAPER_ORDER)})")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help=f"default: all twelve ({' '.join(PAPER_ORDER)}); add your own as file.py:function")
     for param, flag in PARAM_FLAGS.items():
         parser.add_argument(flag, type=int, default=LA_DEFAULTS[param], help=f"LA's {param}")
-    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help=seed_help or None)
+    parser.add_argument("--seed", type=int, default=DEFAULT.seed, help=seed_help or "seed of the per-image random draws")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
 
 

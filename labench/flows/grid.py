@@ -25,7 +25,7 @@ from pathlib import Path
 from saliency import PAPER_ORDER, SaliencyError, get_method
 
 from ..errors import UserError
-from ..nets.models import PAPER_MODELS
+from ..nets.models import DEFAULT_MODEL, PAPER_MODELS
 from ..spec.identity import FLAG_MODE_NAMES, PARAM_SYMBOLS
 from ..spec.run import Run
 from .cli import attribution_argv, eval_argv, eval_output_id
@@ -111,7 +111,7 @@ class Option:
 def options_table() -> tuple:
     """Every option of the grid; one flag per flag mode (labench.spec.identity), passed to both scripts."""
     return (
-        Option("models", ("model",)), Option("methods", ("method", "attr_method")),
+        Option("models", ("model",)), Option("paper", takes_value=False), Option("methods", ("method", "attr_method")),
         Option("spatial_ranges", ("spatial_range",)), Option("max_iters", ("max_iter",)),
         Option("sampling_times", ("sampling_time", "samples_number")),
         Option("data_dir"), Option("limit"), Option("weights"), Option("device"),
@@ -128,7 +128,7 @@ class Usage(Exception):
 
 @dataclass(frozen=True)
 class GridOptions:
-    models: tuple = tuple((m, "default") for m in PAPER_MODELS)
+    models: tuple = ((DEFAULT_MODEL, "default"),)  # the offline model; --paper: the paper's four
     methods: tuple = tuple(PAPER_ORDER)
     settings: dict = field(default_factory=lambda: dict(PAPER_SETTINGS))
     base: Run = Run()  # data, limit, device, modes and outputs of every cell
@@ -207,7 +207,10 @@ def grid_options(argv) -> GridOptions | None:
     if "help" in given:
         return None
     defaults = GridOptions()
-    models = words(given["models"]) if "models" in given else [m for m, _ in defaults.models]
+    if "paper" in given and "models" in given:
+        raise Usage("--paper runs the paper's four models: drop --models, or --paper")
+    models = words(given["models"]) if "models" in given else PAPER_MODELS if "paper" in given else \
+        [m for m, _ in defaults.models]
     methods = tuple(words(given["methods"])) if "methods" in given else defaults.methods
     if not models:
         raise Usage("--models is empty")
@@ -248,10 +251,12 @@ from its saved chunks. A failing cell does not stop the grid. At the end a summa
 ran, what was skipped and what failed (with its log file). Exit status: 0 if no cell failed,
 1 if any did, 2 on a usage error. The planner is labench.flows.grid (`python -m labench.flows.grid`).
 
-Grid (lists are space- or comma-separated; defaults are the published grid):
+Grid (lists are space- or comma-separated; defaults are the published grid on the offline model):
   --models LIST          models; NAME:WEIGHTS gives one model its own weights
-                         (default: {spaced(PAPER_MODELS)})
-  --methods LIST         {_wrapped(f"methods (default: the registry's, {spaced(PAPER_ORDER)})")}
+                         (default: {DEFAULT_MODEL}, whose weights ship with its package)
+  --paper                the paper's four models: {spaced(PAPER_MODELS)} (their
+                         weights are downloaded once)
+  --methods LIST         {_wrapped(f"methods (default: the registry's, {spaced(PAPER_ORDER)}); your own as file.py:function")}
   --spatial_ranges LIST  LA spatial_range values (default: {spaced(map(str, PAPER_SETTINGS['spatial_range']))})
   --max_iters LIST       LA max_iter values (default: {spaced(map(str, PAPER_SETTINGS['max_iter']))})
   --sampling_times LIST  LA sampling_times values (default: {spaced(map(str, PAPER_SETTINGS['sampling_times']))}); \
@@ -290,7 +295,8 @@ Option names take '-' or '_' alike (--dry_run, --max-iters); --spatial_range, --
 --model/--method are accepted for the plural forms.
 
 Examples:
-  {PROG}                                                   # the full published grid
+  {PROG}                                                   # the published grid on the offline model
+  {PROG} --paper                                           # the paper's grid: its four models
   {PROG} --models resnet50 --methods "sm ig la" --spatial_ranges 20 --limit 100
   {PROG} --dry-run --models vgg16 --methods la
   {PROG} --published --models resnet50                     # the paper's computation, tagged -published
