@@ -66,6 +66,8 @@ def test_within_class_correlation_by_hand():
     # within: (1 + 1 + 1 + 1) / (4 - 2) = 2; n0 = 2; ICC = (4 - 2) / (4 + 2) = 1/3
     assert within_class_correlation(values, classes) == pytest.approx(1 / 3)
     assert within_class_correlation([1.0, 1.0, 5.0, 5.0], classes) == pytest.approx(1.0)
+    assert np.isnan(within_class_correlation([1.0, 2.0], [3, 3]))  # one class
+    assert np.isnan(within_class_correlation([1.0, 2.0], [3, 4]))  # one image per class
 
 
 def test_sign_test_is_scipys_binomial_test_without_ties():
@@ -107,3 +109,55 @@ def test_rank_sets_from_holm_over_all_pairs():
     # the number of pairs sets the correction: 6 pairs for 4 methods
     raw = [exact_sign_flip_p(scores[x] - scores[y])[0] for x, y in itertools.combinations(scores, 2)]
     assert len(raw) == 6
+
+
+def test_class_comparisons_of_a_table_against_a_plain_computation():
+    from labench.present.significance import class_tables
+    from labench.spec.identity import OutputId
+    from labench.stats.analysis import PerImage, class_comparisons, statistics
+    from saliency.metric import DELETION, INSERTION
+
+    rng = np.random.default_rng(11)
+    labels = np.repeat([4, 9, 2, 7, 5, 1], [3, 2, 4, 3, 2, 2])  # 16 images of 6 classes, unbalanced
+    n = len(labels)
+    effect = {4: 0.05, 9: 0.03, 2: 0.06, 7: 0.02, 5: 0.04, 1: 0.05}
+    la = {INSERTION: rng.uniform(0.3, 0.6, n), DELETION: rng.uniform(0.1, 0.3, n)}
+    methods = {"la": la,
+               "sm": {INSERTION: la[INSERTION] - [effect[c] for c in labels] + rng.normal(0, 0.01, n),
+                      DELETION: la[DELETION] + rng.normal(0, 0.05, n)},
+               "ig": {INSERTION: la[INSERTION] + rng.normal(0, 0.02, n), DELETION: la[DELETION] - 0.04}}
+    tag = "efficientnet_lite0"
+    per_image = PerImage({tag: methods}, {}, {tag: OutputId.make(tag, "la")})
+    found = {(r.method, r.game.key): r for r in class_comparisons(per_image, np.concatenate([labels, [0, 0]]))}
+    assert set(found) == {(m, g) for m in ("ig", "sm") for g in ("ins", "del")}
+    for game in (INSERTION, DELETION):
+        raw = {}
+        for method in ("ig", "sm"):
+            by_class = {}
+            for d, c in zip(la[game] - methods[method][game], labels):
+                by_class.setdefault(c, []).append(d)
+            means = np.array([np.mean(by_class[c]) for c in sorted(by_class)])
+            r = found[(method, game.key)]
+            assert (r.n_images, r.n_classes) == (16, 6) and r.la_minus_method == pytest.approx(means.mean())
+            raw[method] = stats.permutation_test((means,), np.mean, permutation_type="samples",
+                                                 n_resamples=np.inf).pvalue
+            assert r.p_value == pytest.approx(raw[method]) and r.p_se == 0
+            ci = stats.bootstrap((means,), np.mean, n_resamples=10_000, method="BCa",
+                                 random_state=np.random.default_rng(0)).confidence_interval
+            assert (r.diff_low, r.diff_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+            sign = 1 if game.higher_is_better else -1
+            assert (r.classes_better, r.classes_worse) == (int((sign * means > 0).sum()), int((sign * means < 0).sum()))
+        low, high = sorted(raw.values())
+        holm_by_hand = {m: min(1, 2 * low) if raw[m] == low else max(min(1, 2 * low), high) for m in raw}
+        for method in raw:
+            assert found[(method, game.key)].p_holm == pytest.approx(holm_by_hand[method])
+    # the exact test over 6 classes cannot go below 2/64: a consistent effect is "better" only if Holm allows
+    assert found[("sm", "ins")].p_value == pytest.approx(2 / 64)
+    # LA's deletion 0.04 higher in every class: the smallest p six classes allow, 2/64, which Holm over two
+    # comparisons doubles: six classes cannot carry a verdict here, however consistent the effect
+    worse = found[("ig", "del")]
+    assert worse.p_value == pytest.approx(2 / 64) and worse.p_holm == pytest.approx(4 / 64) and worse.verdict == "n.s."
+    assert worse.classes_worse == 6 and worse.sign_p == pytest.approx(stats.binomtest(0, 6).pvalue)
+    text = "\n".join(t.title for t in class_tables(statistics(per_image, labels=labels)))
+    assert "the class as the unit** (6 classes of 16 images" in text and "exact over the 2^6 sign patterns" in text
+    assert class_comparisons(per_image, None) == []

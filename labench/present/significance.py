@@ -366,6 +366,33 @@ def correct_tables(stats: Statistics, subset, digits=3) -> list[Table]:
     return tables
 
 
+def class_tables(stats: Statistics, digits=3) -> list[Table]:
+    """Per model tag and game: LA against each method with the class as the unit."""
+    tables = []
+    for model in dict.fromkeys(r.model for r in stats.by_class):
+        for game in GAMES:
+            rows = [r for r in stats.by_class if r.model == model and r.game is game]
+            if not rows:
+                continue
+            first = rows[0]
+            exact = all(r.p_se == 0 for r in rows)
+            test = f"exact over the 2^{first.n_classes} sign patterns" if exact else "Monte Carlo, SE beside p"
+            cells = [[display_name(r.method), _difference(r, digits + 1),
+                      f"{r.p_value:.2g}" + ("" if r.p_se == 0 else f" ± {r.p_se:.1g}"), f"{r.p_holm:.2g}", r.verdict,
+                      f"{r.classes_better} / {r.classes_worse}", f"{r.sign_p:.2g}", f"{r.hodges_lehmann:+.{digits + 1}f}",
+                      MISSING if math.isnan(r.icc) else f"{r.icc:.2f}"] for r in rows]
+            tables.append(Table(["method", "LA - method [95% CI]", "p", "p (Holm)", "LA is", "classes LA better / worse",
+                                 "sign test p", "Hodges-Lehmann", "ICC"], cells,
+                                title=f"**{model}, {_title(stats.outputs[model].protocol, game)}: LA minus each method, "
+                                      f"the class as the unit** ({first.n_classes} classes of {first.n_images} images; "
+                                      "each class one value, the mean of its images' differences; the mean over classes "
+                                      "with its BCa bootstrap interval over classes; the sign-flip test over classes, "
+                                      f"{test}, Holm over the table's comparisons; the sign test and the Hodges-Lehmann "
+                                      "estimate for the typical class; ICC: the within-class correlation of the "
+                                      "per-image differences)"))
+    return tables
+
+
 def holds_on(verdicts) -> dict:
     """{(verdict, count): [methods]}: for 'better' and 'worse', the methods with that verdict on
     exactly `count` of the models (count >= 1)."""
@@ -439,6 +466,7 @@ def write_statistics(csv_path, scores_prefix, out, la="default", digits=3, plots
         _section([t for s in stats.seeds for t in seed_tables(s, digits)], written, out / "seeds.md"),
         _section([t for s in stats.correct for t in correct_tables(stats, s, digits)], written, out / "correct.md"),
         _section([t for a in stats.across for t in models_tables(a)], written, out / "models.md"),
+        _section(class_tables(stats, digits), written, out / "classes.md"),
     ]
     text = "\n\n".join([text, *(s for s in sections if s)])
     if stats.rankings and plots:

@@ -21,8 +21,10 @@ import pandas as pd
 from saliency.metric import GAMES, Game
 
 from ..spec.identity import LEAD, METRIC_MODES, PAPER, method_order
-from .inference import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, mean_ci, paired_family,
-                        rank_intervals, relative_improvement_ci, relative_shift, tau_interval, win_rate)
+from .clusters import (class_bootstrap_ci, class_means, exact_sign_flip_p, hodges_lehmann, sign_test_p,
+                       within_class_correlation)
+from .inference import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, holm, mean_ci, paired_family,
+                        rank_intervals, relative_improvement_ci, relative_shift, tau_interval, verdict, win_rate)
 
 
 
@@ -73,6 +75,29 @@ class Comparison:
     verdict: str  # "better", "worse" (LA than the method, significantly) or "n.s."
     win_rate: float  # the share of images on which LA is better, ties half
     shift: float  # the median of per-image (LA - method) / (|LA| + |method|)
+
+
+@dataclass(frozen=True)
+class ClassComparison:
+    """LA against one method with the class as the unit (labench.stats.clusters): each of the k
+    classes contributes the mean of its images' differences LA - method."""
+    model: str
+    method: str
+    game: Game
+    n_images: int
+    n_classes: int
+    la_minus_method: float  # the mean over classes of the per-class mean difference
+    diff_low: float  # its BCa bootstrap interval over classes (95%)
+    diff_high: float
+    p_value: float  # the sign-flip test over classes: exact over 2^k patterns, or Monte Carlo
+    p_se: float  # that p-value's Monte Carlo standard error (0: exact)
+    p_holm: float  # Holm over the table's comparisons
+    verdict: str
+    classes_better: int  # classes on which LA is better (by the class mean)
+    classes_worse: int
+    sign_p: float  # the sign test over classes (ties dropped)
+    hodges_lehmann: float  # the typical per-class difference
+    icc: float  # the within-class correlation of the per-image differences
 
 
 @dataclass(frozen=True)
@@ -186,6 +211,7 @@ class Statistics:
     seeds: list = field(default_factory=list)  # [SeedSpread]
     correct: list = field(default_factory=list)  # [Subset]: the images whose prediction is the label
     across: list = field(default_factory=list)  # [AcrossModels]
+    by_class: list = field(default_factory=list)  # [ClassComparison]: the class as the unit
 
 
 # ---------------------------------------------------------------- cells and comparisons
@@ -368,6 +394,40 @@ def correctly_classified(per_image: PerImage, labels) -> list[Subset]:
     return found
 
 
+def class_comparisons(per_image: PerImage, labels) -> list[ClassComparison]:
+    """LA against each method per model tag and game, the images grouped by their label (the
+    evaluation set's classes): one Holm family per table, as the image-level comparisons."""
+    if labels is None:
+        return []
+    labels = np.asarray(labels)
+    found = []
+    for model, methods in per_image.values.items():
+        if LEAD not in methods:
+            continue
+        for game in GAMES:
+            lead = methods[LEAD][game]
+            others = [m for m in method_order(methods) if m != LEAD and methods[m][game].shape == lead.shape]
+            if not others or len(lead) > len(labels):
+                continue
+            classes = labels[: len(lead)]
+            rows = []
+            for method in others:
+                per_image_diff = lead - methods[method][game]
+                _, by_class = class_means(per_image_diff, classes)
+                p, se = exact_sign_flip_p(by_class)
+                mean, low, high = class_bootstrap_ci(by_class, n_resamples=N_RESAMPLES, seed=SEED)
+                sign = 1 if game.higher_is_better else -1
+                rows.append([method, by_class, mean, low, high, p, se, int((sign * by_class > 0).sum()),
+                             int((sign * by_class < 0).sum()), within_class_correlation(per_image_diff, classes)])
+            adjusted = holm([r[5] for r in rows])
+            for (method, by_class, mean, low, high, p, se, better, worse, icc), p_holm in zip(rows, adjusted):
+                found.append(ClassComparison(model, method, game, len(lead), len(by_class), mean, low, high, p, se,
+                                             p_holm, verdict(game, mean, p_holm), better, worse,
+                                             sign_test_p(by_class, np.zeros_like(by_class)), hodges_lehmann(by_class),
+                                             icc))
+    return found
+
+
 def across_models(per_image: PerImage, printed: list) -> list[AcrossModels]:
     """The models scored under one protocol and the same modes (two or more): per game Kendall's tau
     between the method rankings of every pair of models on their common images (the first n both
@@ -401,4 +461,5 @@ def statistics(per_image: PerImage, reruns: PerImage | None = None, labels=None)
     versus = comparisons(per_image)
     return Statistics(cell_statistics(per_image), versus, headlines(per_image), rankings(per_image), per_image.outputs,
                       rank_statistics(per_image), seed_spread(per_image, reruns, versus) if reruns else [],
-                      correctly_classified(per_image, labels), across_models(per_image, versus))
+                      correctly_classified(per_image, labels), across_models(per_image, versus),
+                      class_comparisons(per_image, labels))

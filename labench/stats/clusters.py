@@ -96,12 +96,15 @@ def within_class_correlation(values, classes) -> float:
     values, classes = np.asarray(values, dtype=np.float64), np.asarray(classes)
     ids, inverse = np.unique(classes, return_inverse=True)
     k, n = len(ids), len(values)
+    if k < 2 or n <= k:
+        return float("nan")  # one class, or one image per class: no within-class variance to compare
     sizes = np.bincount(inverse)
     means = np.bincount(inverse, weights=values) / sizes
     between = float((sizes * (means - values.mean()) ** 2).sum()) / (k - 1)
     within = float(((values - means[inverse]) ** 2).sum()) / (n - k)
     n0 = (n - (sizes ** 2).sum() / n) / (k - 1)
-    return (between - within) / (between + (n0 - 1) * within)
+    denominator = between + (n0 - 1) * within
+    return (between - within) / denominator if denominator > 0 else float("nan")
 
 
 def sign_test_p(a, b) -> float:
