@@ -109,3 +109,12 @@ def test_readme_python_runs_as_written_on_small_images(capsys):
     assert scores.insertion.shape == (2,) and ((scores.insertion >= 0) & (scores.insertion <= 1)).all()
     assert namespace["maps"].shape == (2, 3, 32, 32) and torch.isfinite(namespace["maps"]).all()
     assert "tensor(" in capsys.readouterr().out
+
+
+def test_readme_results_quote_numbers_results_md_prints():
+    readme = (ROOT / "README.md").read_text()
+    quoted = readme[readme.index("**Results so far**"):readme.index("## Quick start")]
+    number = re.compile(r"[+-]?\d+\.\d+%?")
+    results = (ROOT / "docs" / "RESULTS.md").read_text()
+    found = number.findall(quoted)
+    assert len(found) >= 6 and [n for n in found if n not in results] == []

@@ -267,3 +267,41 @@ def test_a_lock_this_process_holds_is_an_error_not_a_hang(tmp_path):
     assert (tmp_path / ".out.npy.lock").read_text() == str(os.getpid())
     again.release()
     assert not (tmp_path / ".out.npy.lock").exists()
+
+
+def test_report_stops_promptly_on_sigterm_leaving_whole_outputs_and_resumes(data_dir, tmp_path):
+    """SIGTERM mid-run: report.py ends within seconds (exit 130, one line saying how to resume);
+    every output on disk is whole (no temporary file, every .npy and .npz readable) or absent;
+    the same command then finishes, and its numbers are an uninterrupted run's."""
+    args = ["--model", "efficientnet_lite0", "--weights", "random", "--methods", "sm", "la", "--max_iter", "2",
+            "--sampling_times", "2", "--images", "8", "--variants", "--data_dir", str(data_dir), "--device", "cpu",
+            "--runtime", "torch"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reference = tmp_path / "reference"
+    run_to_end([sys.executable, str(ROOT / "report.py"), *args, "--out", str(reference)], tmp_path, env)
+
+    out = tmp_path / "stopped"
+    cmd = [sys.executable, str(ROOT / "report.py"), *args, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(out.glob("attributions/*_attributions.npy")):
+        time.sleep(0.01)  # the first maps are written: the run is mid-way, on the next method's
+    assert proc.poll() is None, "the report ended before it could be stopped"
+    stopped_at = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - stopped_at < 20
+    assert proc.returncode == 130 and "rerun the same command to resume" in err.strip().splitlines()[-1]
+    leftovers = [p for p in out.rglob("*") if p.is_file() and (".tmp" in p.name or p.name.startswith("tmp"))]
+    assert leftovers == []
+    for path in [*out.rglob("*.npy"), *out.rglob("*.npz")]:
+        np.load(path)  # whole: a half-written file would not load
+    assert not (out / "README.md").exists()
+
+    run_to_end(cmd, tmp_path, env)
+    with open(reference / "results.csv") as f, open(out / "results.csv") as g:
+        assert list(csv.DictReader(f)) == list(csv.DictReader(g))
+    for name in ("efficientnet_lite0-random_sm_scores.npz",
+                 "efficientnet_lite0-random_la_spatial-range-20_max-iter-2_sampling-times-2_scores.npz"):
+        want, got = np.load(reference / "scores" / name), np.load(out / "scores" / name)
+        assert all(np.array_equal(want[k], got[k]) for k in want.files)
