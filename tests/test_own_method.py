@@ -132,6 +132,7 @@ def test_scripts_and_tables_run_it_as_a_thirteenth_method(method_file, capsys):
     assert "gradient_x_input" in statistics
 
 
+@pytest.mark.slow  # the grid's own processes; the scripts' test above covers the rest
 def test_the_grid_runs_it_in_its_own_processes(method_file):
     data = method_file / "data"
     data.mkdir()

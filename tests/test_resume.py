@@ -273,9 +273,8 @@ def test_report_stops_promptly_on_sigterm_leaving_whole_outputs_and_resumes(data
     """SIGTERM mid-run: report.py ends within seconds (exit 130, one line saying how to resume);
     every output on disk is whole (no temporary file, every .npy and .npz readable) or absent;
     the same command then finishes, and its numbers are an uninterrupted run's."""
-    args = ["--model", "efficientnet_lite0", "--weights", "random", "--methods", "sm", "la", "--max_iter", "2",
-            "--sampling_times", "2", "--images", "8", "--variants", "--data_dir", str(data_dir), "--device", "cpu",
-            "--runtime", "torch"]
+    args = ["--model", "efficientnet_lite0", "--weights", "random", "--methods", "sm", "ig", "--images", "2",
+            "--variants", "--data_dir", str(data_dir), "--device", "cpu", "--runtime", "torch"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
     run_to_end([sys.executable, str(ROOT / "report.py"), *args, "--out", str(reference)], tmp_path, env)
@@ -301,7 +300,6 @@ def test_report_stops_promptly_on_sigterm_leaving_whole_outputs_and_resumes(data
     run_to_end(cmd, tmp_path, env)
     with open(reference / "results.csv") as f, open(out / "results.csv") as g:
         assert list(csv.DictReader(f)) == list(csv.DictReader(g))
-    for name in ("efficientnet_lite0-random_sm_scores.npz",
-                 "efficientnet_lite0-random_la_spatial-range-20_max-iter-2_sampling-times-2_scores.npz"):
+    for name in ("efficientnet_lite0-random_sm_scores.npz", "efficientnet_lite0-random_ig_scores.npz"):
         want, got = np.load(reference / "scores" / name), np.load(out / "scores" / name)
         assert all(np.array_equal(want[k], got[k]) for k in want.files)

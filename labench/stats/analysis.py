@@ -251,22 +251,28 @@ def comparisons(per_image: PerImage) -> list[Comparison]:
             for r in table_comparisons(model, game, methods)]
 
 
-def headlines(per_image: PerImage) -> list[Headline]:
-    """LA's relative improvement over the baselines (scored on LA's images), per model tag and game."""
-    found = []
+def lead_tables(per_image: PerImage):
+    """(model tag, game, LA's per-image AUCs, {method: its per-image AUCs}) of every table that
+    compares LA with the methods scored on LA's images, in table order."""
     for model, methods in per_image.values.items():
         if LEAD not in methods:
             continue
         for game in GAMES:
             lead = methods[LEAD][game]
-            baselines = {m: methods[m][game] for m in method_order(methods)
-                         if m != LEAD and methods[m][game].shape == lead.shape}
-            if not baselines:
-                continue
-            paper = relative_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
-            geometric = geometric_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
-            ratios = baseline_ratios(lead.mean(), {m: v.mean() for m, v in baselines.items()}, game)
-            found.append(Headline(model, game, len(lead), len(baselines), *paper, *geometric, ratios))
+            others = {m: methods[m][game] for m in method_order(methods)
+                      if m != LEAD and methods[m][game].shape == lead.shape}
+            if others:
+                yield model, game, lead, others
+
+
+def headlines(per_image: PerImage) -> list[Headline]:
+    """LA's relative improvement over the baselines (scored on LA's images), per model tag and game."""
+    found = []
+    for model, game, lead, baselines in lead_tables(per_image):
+        paper = relative_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
+        geometric = geometric_improvement_ci(lead, baselines, game, n_resamples=N_RESAMPLES, seed=SEED)
+        ratios = baseline_ratios(lead.mean(), {m: v.mean() for m, v in baselines.items()}, game)
+        found.append(Headline(model, game, len(lead), len(baselines), *paper, *geometric, ratios))
     return found
 
 
@@ -401,30 +407,24 @@ def class_comparisons(per_image: PerImage, labels) -> list[ClassComparison]:
         return []
     labels = np.asarray(labels)
     found = []
-    for model, methods in per_image.values.items():
-        if LEAD not in methods:
+    for model, game, lead, others in lead_tables(per_image):
+        if len(lead) > len(labels):
             continue
-        for game in GAMES:
-            lead = methods[LEAD][game]
-            others = [m for m in method_order(methods) if m != LEAD and methods[m][game].shape == lead.shape]
-            if not others or len(lead) > len(labels):
-                continue
-            classes = labels[: len(lead)]
-            rows = []
-            for method in others:
-                per_image_diff = lead - methods[method][game]
-                _, by_class = class_means(per_image_diff, classes)
-                p, se = exact_sign_flip_p(by_class)
-                mean, low, high = class_bootstrap_ci(by_class, n_resamples=N_RESAMPLES, seed=SEED)
-                sign = 1 if game.higher_is_better else -1
-                rows.append([method, by_class, mean, low, high, p, se, int((sign * by_class > 0).sum()),
-                             int((sign * by_class < 0).sum()), within_class_correlation(per_image_diff, classes)])
-            adjusted = holm([r[5] for r in rows])
-            for (method, by_class, mean, low, high, p, se, better, worse, icc), p_holm in zip(rows, adjusted):
-                found.append(ClassComparison(model, method, game, len(lead), len(by_class), mean, low, high, p, se,
-                                             p_holm, verdict(game, mean, p_holm), better, worse,
-                                             sign_test_p(by_class, np.zeros_like(by_class)), hodges_lehmann(by_class),
-                                             icc))
+        classes = labels[: len(lead)]
+        rows = []
+        for method, values in others.items():
+            per_image_diff = lead - values
+            _, by_class = class_means(per_image_diff, classes)
+            p, se = exact_sign_flip_p(by_class)
+            mean, low, high = class_bootstrap_ci(by_class, n_resamples=N_RESAMPLES, seed=SEED)
+            sign = 1 if game.higher_is_better else -1
+            rows.append([method, by_class, mean, low, high, p, se, int((sign * by_class > 0).sum()),
+                         int((sign * by_class < 0).sum()), within_class_correlation(per_image_diff, classes)])
+        adjusted = holm([r[5] for r in rows])
+        for (method, by_class, mean, low, high, p, se, better, worse, icc), p_holm in zip(rows, adjusted):
+            found.append(ClassComparison(model, method, game, len(lead), len(by_class), mean, low, high, p, se, p_holm,
+                                         verdict(game, mean, p_holm), better, worse,
+                                         sign_test_p(by_class, np.zeros_like(by_class)), hodges_lehmann(by_class), icc))
     return found
 
 
