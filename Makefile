@@ -11,7 +11,7 @@ DEMO_ITER ?= 20
 DEMO_SAMPLES ?= 20
 LA_ARGS = --model $(DEMO_MODEL) --attr_method la --spatial_range $(DEMO_RANGE) --max_iter $(DEMO_ITER) --sampling_times $(DEMO_SAMPLES)
 
-.PHONY: setup demo test test-slow class-index clean gpu-wheels
+.PHONY: setup demo test test-slow class-index clean gpu-wheels notebooks
 
 setup: $(STAMP)
 
@@ -92,3 +92,7 @@ report: setup
 		--seed_reruns $(SEED_RERUNS) --seed_images $(SEED_IMAGES) \
 		$(if $(strip $(METHODS)),--methods $(METHODS),) \
 		--data_dir $(DATA) --device $(DEVICE) --runtime $(RUNTIME) --out $(OUT)
+
+# tutorial.ipynb runs offline in about a minute; it is committed with its outputs
+notebooks: setup
+	$(BIN)/jupyter execute --inplace tutorial.ipynb
