@@ -1,4 +1,7 @@
-"""ResNet-50 with functional ReLUs, for DeepLIFT (docs/PROTOCOL.md "Models").
+"""ResNet-50 with functional ReLUs: the published DeepLIFT network, rebuilt (docs/PROTOCOL.md "Models").
+
+The library's DeepLIFT no longer needs it (its nn.ReLU modules pass plain gradients on any
+network); the tests hold the library's maps on torchvision's network against this one's.
 
 torchvision's ResNet-50 with every ReLU replaced by `F.relu` (not in place) and the residual
 sum done out of place; the layers, their names and the weights are torchvision's. captum's

@@ -1,4 +1,7 @@
-"""VGG-16 with functional ReLUs, for DeepLIFT (docs/PROTOCOL.md "Models").
+"""VGG-16 with functional ReLUs: the published DeepLIFT network, rebuilt (docs/PROTOCOL.md "Models").
+
+The library's DeepLIFT no longer needs it (its nn.ReLU modules pass plain gradients on any
+network); the tests hold the library's maps on torchvision's network against this one's.
 
 torchvision's VGG-16 (same layers, names and weights) whose nn.ReLU(inplace=True) modules are
 replaced by a module that calls F.relu out of place. captum's DeepLift then applies its rescale
