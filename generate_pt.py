@@ -41,7 +41,8 @@ def main(argv=None):
                         help=f"numbered PNGs (read, or written by the other sources); default {DEFAULT_PNG_DIR}/")
     parser.add_argument("--labels", default=None, help="label_batch.pt for --png_dir (default: beside or above it)")
     parser.add_argument("--imagefolder", default=None, help="class-folder tree to sample from")
-    parser.add_argument("--n", type=int, default=1000, help="images to sample from --imagefolder")
+    parser.add_argument("--images", "--n", dest="n", type=int, default=1000, metavar="N",
+                        help="images to sample from --imagefolder")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed for --imagefolder")
     parser.add_argument("--sample", action="store_true", help="use the built-in offline photos")
     parser.add_argument("--out_dir", "--data_dir", dest="out_dir", default="data",

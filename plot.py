@@ -62,7 +62,8 @@ def heatmaps_arguments(parser):
     add_la_setting(parser, 20)
     parser.add_argument("--attr_prefix", default="attributions", help="folder of the maps")
     parser.add_argument("--data_dir", default="data", help="folder of the cached images")
-    parser.add_argument("--count", type=int, default=6, help="how many images")
+    parser.add_argument("--images", "--count", dest="count", type=int, default=6, metavar="N",
+                        help="the first N images")
     parser.add_argument("--mode", choices=MODES, default="gray",
                         help="gray: the published heatmap; overlay: in colour over the image; signed: keeps the sign")
 

@@ -72,3 +72,22 @@ def test_tables_la_help_names_the_rule_that_picks_the_setting(monkeypatch):
     # the rule: 20/20/20 when present, else the most work (max_iter x sampling_times), not the best AUC
     assert choose_setting("la", [(10, 30, 30), (20, 20, 20)]) == (20, 20, 20)
     assert choose_setting("la", [(10, 30, 30), (20, 20, 10)]) == (10, 30, 30)
+
+
+def test_one_name_for_the_image_count_in_every_script(monkeypatch):
+    """--images N means the first N images wherever an image count is taken; the older names
+    (--limit, --count, --n) stay as aliases of the same option."""
+    for script, argv, old in [("generate_attributions", [], "--limit"), ("eval", [], "--limit"),
+                              ("plot", ["heatmaps"], "--count"), ("generate_pt", [], "--n"), ("report", [], None),
+                              ("sanity", [], None)]:
+        parser = parser_of(script, argv, monkeypatch)
+        action = next(a for a in parser._actions if "--images" in a.option_strings)
+        assert old is None or old in action.option_strings, script
+        monkeypatch.undo()
+        namespace = argparse.ArgumentParser.parse_args(parser, ["--images", "3"])
+        assert getattr(namespace, action.dest) == 3
+        if old:
+            assert getattr(argparse.ArgumentParser.parse_args(parser, [old, "3"]), action.dest) == 3
+    from labench.flows.grid import grid_options
+
+    assert grid_options(["--images", "3"]).base.limit == grid_options(["--limit", "3"]).base.limit == 3

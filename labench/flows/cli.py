@@ -68,7 +68,8 @@ def add_common_arguments(parser):
                              f"methods whose maps depend on it ({', '.join(SEEDED_METHODS)})")
     parser.add_argument("--data_dir", default=DEFAULT.data_dir, help="folder with img_batch.pt and label_batch.pt")
     parser.add_argument("--device", default=DEFAULT.device, help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--images", "--limit", dest="limit", type=int, default=None, metavar="N",
+                        help="use only the first N images (--images in every script; --limit is the same)")
     for name in FLAG_MODE_NAMES:
         parser.add_argument(f"--{name}", action="store_true", help=declaration(name).help)
 

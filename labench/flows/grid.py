@@ -114,7 +114,7 @@ def options_table() -> tuple:
         Option("models", ("model",)), Option("paper", takes_value=False), Option("methods", ("method", "attr_method")),
         Option("spatial_ranges", ("spatial_range",)), Option("max_iters", ("max_iter",)),
         Option("sampling_times", ("sampling_time", "samples_number")),
-        Option("data_dir"), Option("limit"), Option("weights"), Option("device"),
+        Option("data_dir"), Option("limit", ("images",)), Option("weights"), Option("device"),
         *(Option(name, takes_value=False) for name in FLAG_MODE_NAMES),
         Option("attr_prefix"), Option("scores_prefix", ("prefix",)), Option("csv_path", ("csv",)), Option("log_dir"),
         Option("python"), Option("launcher"), Option("gen_args"), Option("eval_args"),
@@ -264,7 +264,7 @@ passed to both scripts
 
 Passed to both scripts:
   --data_dir DIR         folder with img_batch.pt and label_batch.pt (scripts' default: data)
-  --limit N              only the first N images
+  --limit N, --images N  only the first N images
   --weights W            default | a torchvision weights name | random (file names and CSV
                          rows then carry the model as MODEL-W, e.g. resnet50-random)
   --device D             cpu, cuda, cuda:N or auto (scripts' default: auto)
