@@ -60,7 +60,8 @@ def heatmaps_arguments(parser):
     add_model_and_output(parser, 100)
     parser.add_argument("--attr_method", default="la", help="the method (or file.py:function of your own)")
     add_la_setting(parser, 20)
-    parser.add_argument("--attr_prefix", default="attributions", help="folder of the maps")
+    parser.add_argument("--maps_dir", "--attr_prefix", dest="attr_prefix", default="attributions", metavar="DIR",
+                        help="folder of the maps")
     parser.add_argument("--data_dir", default="data", help="folder of the cached images")
     parser.add_argument("--images", "--count", dest="count", type=int, default=6, metavar="N",
                         help="the first N images")
@@ -86,7 +87,8 @@ def heatmaps(args, size):
 def grid_arguments(parser):
     add_model_and_output(parser, 150)
     add_la_setting(parser, None)
-    parser.add_argument("--attr_prefix", default="attributions", help="folder of the maps")
+    parser.add_argument("--maps_dir", "--attr_prefix", dest="attr_prefix", default="attributions", metavar="DIR",
+                        help="folder of the maps")
     parser.add_argument("--data_dir", default="data", help="folder of the cached images")
     parser.add_argument("--indices", type=int, nargs="+", default=[0, 1, 2, 3], help="image indices (rows)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
@@ -108,7 +110,8 @@ def grid(args, size):
 
 def curves_arguments(parser):
     add_model_and_output(parser, 150)
-    parser.add_argument("--prefix", "--scores_prefix", dest="scores_prefix", default="scores",
+    parser.add_argument("--scores_dir", "--prefix", "--scores_prefix", dest="scores_prefix", default="scores",
+                        metavar="DIR",
                         help="folder of the scores files")
 
 

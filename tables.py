@@ -51,7 +51,7 @@ def main(argv=None):
     parser.add_argument("--all_methods", "--all-methods", action="store_true",
                         help="a column for each of the twelve methods even when it has no row")
     parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the figures")
-    parser.add_argument("--scores_prefix", default="scores",
+    parser.add_argument("--scores_dir", "--scores_prefix", dest="scores_prefix", default="scores", metavar="DIR",
                         help="folder of eval.py's scores files: their per-image AUCs give the statistics")
     parser.add_argument("--no_stats", "--no-stats", action="store_true", help="skip the statistics")
     parser.add_argument("--data_dir", default=None,

@@ -91,3 +91,23 @@ def test_one_name_for_the_image_count_in_every_script(monkeypatch):
     from labench.flows.grid import grid_options
 
     assert grid_options(["--images", "3"]).base.limit == grid_options(["--limit", "3"]).base.limit == 3
+
+
+def test_one_name_for_each_folder_in_every_script(monkeypatch):
+    """--maps_dir and --scores_dir name the same folders in every script that reads or writes them;
+    the published names (--prefix, --attr_prefix, --scores_prefix) are aliases of the same options."""
+    expected = {("generate_attributions", ()): {"--maps_dir": "--prefix"},
+                ("eval", ()): {"--maps_dir": "--attr_prefix", "--scores_dir": "--prefix"},
+                ("plot", ("heatmaps",)): {"--maps_dir": "--attr_prefix"}, ("plot", ("grid",)): {"--maps_dir": "--attr_prefix"},
+                ("plot", ("curves",)): {"--scores_dir": "--scores_prefix"}, ("tables", ()): {"--scores_dir": "--scores_prefix"}}
+    for (script, argv), names in expected.items():
+        parser = parser_of(script, argv, monkeypatch)
+        monkeypatch.undo()
+        for ours, published in names.items():
+            action = next(a for a in parser._actions if ours in a.option_strings)
+            assert published in action.option_strings, (script, ours)
+            parse = argparse.ArgumentParser.parse_args
+            assert getattr(parse(parser, [ours, "x"]), action.dest) == getattr(parse(parser, [published, "x"]), action.dest) == "x"
+    from labench.flows.grid import grid_options
+
+    assert grid_options(["--maps_dir", "m", "--scores_dir", "s"]).base == grid_options(["--attr_prefix", "m", "--scores_prefix", "s"]).base

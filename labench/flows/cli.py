@@ -81,7 +81,8 @@ def attribution_parser(description=None):
                         help=f"images per call (default: the method's published size, at least 8; at most {CPU_BATCH} "
                              "on a CPU)")
     parser.add_argument("--sampling_times", type=int, default=LA_DEFAULTS["sampling_times"], help="LA: explorations per image")
-    parser.add_argument("--prefix", default=DEFAULT.maps_dir, help="output folder")
+    parser.add_argument("--maps_dir", "--prefix", dest="prefix", default=DEFAULT.maps_dir, metavar="DIR",
+                        help="folder of the maps (--prefix: the published name)")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="rows (image x step/sample) per model call inside a method (default: on CUDA what fits "
                              "70%% of the free memory, measured; on a CPU the method's own)")
@@ -103,8 +104,10 @@ def eval_parser(description=None):
     parser.add_argument("--samples_number", "--sampling_times", dest="sampling_times", type=int,
                         default=LA_DEFAULTS["sampling_times"],
                         help="LA: explorations per image (names the attribution file)")
-    parser.add_argument("--prefix", default=DEFAULT.scores_dir, help="folder for the scores .npz")
-    parser.add_argument("--attr_prefix", default=DEFAULT.maps_dir, help="folder of the attribution .npy files")
+    parser.add_argument("--scores_dir", "--prefix", dest="prefix", default=DEFAULT.scores_dir, metavar="DIR",
+                        help="folder of the scores .npz (--prefix: the published name)")
+    parser.add_argument("--maps_dir", "--attr_prefix", dest="attr_prefix", default=DEFAULT.maps_dir, metavar="DIR",
+                        help="folder of the maps .npy (--attr_prefix: the published name)")
     parser.add_argument("--maps", default=None, metavar="FILE.npy",
                         help="score maps computed elsewhere (captum, your own code): float [N,C,H,W] for the cached "
                              "images, named in files and rows by --attr_method, a name of your own")

@@ -116,7 +116,7 @@ def options_table() -> tuple:
         Option("sampling_times", ("sampling_time", "samples_number")),
         Option("data_dir"), Option("limit", ("images",)), Option("weights"), Option("device"),
         *(Option(name, takes_value=False) for name in FLAG_MODE_NAMES),
-        Option("attr_prefix"), Option("scores_prefix", ("prefix",)), Option("csv_path", ("csv",)), Option("log_dir"),
+        Option("attr_prefix", ("maps_dir",)), Option("scores_prefix", ("prefix", "scores_dir")), Option("csv_path", ("csv",)), Option("log_dir"),
         Option("python"), Option("launcher"), Option("gen_args"), Option("eval_args"),
         Option("dry_run", takes_value=False), Option("help", ("h",), takes_value=False),
     )
@@ -276,8 +276,8 @@ Passed to both scripts:
                          the scripts' other opt-in modes (labench.spec.identity), tagged alike
 
 Outputs:
-  --attr_prefix DIR      attribution maps (default: attributions)
-  --scores_prefix DIR    scores .npz files (default: scores)
+  --maps_dir DIR         attribution maps (default: attributions; also --attr_prefix)
+  --scores_dir DIR       scores .npz files (default: scores; also --scores_prefix)
   --csv_path FILE        results table (default: results.csv)
   --log_dir DIR          one log per cell, <stem>.log, and summary.txt (default: logs/grid)
 
