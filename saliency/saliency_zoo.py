@@ -147,7 +147,7 @@ def get_method(name) -> Method:
 
 
 def register(function: Callable, name: str | None = None, *, model: str = "logit", display: str | None = None,
-             seeded: bool = False, source: str = "") -> Method:
+             seeded: bool = False, source: str = "", replace: bool = False) -> Method:
     """Add a method of your own to the registry, beside the twelve, and return its entry.
 
     Args:
@@ -159,6 +159,8 @@ def register(function: Callable, name: str | None = None, *, model: str = "logit
         display: its table column and figure title (default: the name).
         seeded: whether it also takes seed= and indices= (a generator per image index).
         source: where it comes from, for messages ("module:function").
+        replace: let this function take the name of an earlier one of your own (a notebook cell
+            run again); the twelve built-in names are never replaced.
 
     Returns:
         The `Method`; `attribute(name, ...)` and the benchmark's scripts then run it.
@@ -171,11 +173,12 @@ def register(function: Callable, name: str | None = None, *, model: str = "logit
     if not callable(function):
         raise SaliencyError(f"method {name!r}: {function!r} is not callable")
     known = ZOO.get(name)
-    if known is not None:
-        if known.source and known.source == source and getattr(known.function, "__wrapped__", None) is function:
-            return known
-        raise SaliencyError(f"the method name {name!r} is taken ({known.source or 'a built-in method'}); "
-                            "register yours under another name")
+    if known is not None and getattr(known.function, "__wrapped__", None) is function:
+        return known  # the same function again
+    if known is not None and (name in PAPER_ORDER or not replace):
+        taken_by = "a built-in method" if name in PAPER_ORDER else known.source or "another function"
+        raise SaliencyError(f"the method name {name!r} is taken ({taken_by}); register yours under another name"
+                            + ("" if name in PAPER_ORDER else ", or pass replace=True"))
     entry = Method(name, protocol(display or name)(function), model, f"a method of your own ({source or name})",
                    seeded=seeded, takes_max_rows=False, source=source)
     ZOO[name] = entry

@@ -64,10 +64,19 @@ def test_register_a_python_function(method_file):
         return images * target.view(-1, 1, 1, 1)
 
     entry = register(mine, display="Mine")
-    images = make_images(2)
+    images, model = make_images(2), make_tiny_cnn()
     assert entry.display == "Mine" and get_method("mine") is entry
-    assert torch.equal(attribute("mine", make_tiny_cnn(), images, torch.tensor([2, 3])),
+    assert torch.equal(attribute("mine", model, images, torch.tensor([2, 3])),
                        images * torch.tensor([2.0, 3.0]).view(-1, 1, 1, 1))
+    assert register(mine) is entry  # the same function again: nothing changes
+
+    def again(model, images, target):  # the cell that defines mine, edited and run again
+        return -images
+
+    with pytest.raises(SaliencyError, match="'mine' is taken .*replace=True"):
+        register(again, "mine")
+    register(again, "mine", replace=True)
+    assert torch.equal(attribute("mine", model, images, torch.tensor([2, 3])), -images)
 
 
 @pytest.mark.parametrize("spec, message", [
