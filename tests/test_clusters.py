@@ -6,8 +6,9 @@ import pytest
 from scipy import stats
 
 from labench.stats import clusters
-from labench.stats.clusters import (class_bootstrap_ci, class_means, exact_sign_flip_p, hodges_lehmann, rank_sets,
-                                    sign_test_p, tost_p, within_class_correlation)
+from labench.stats.clusters import (class_means, exact_sign_flip_p, hodges_lehmann, rank_sets, sign_test_p, tost_p,
+                                    within_class_correlation)
+from labench.stats.inference import mean_ci
 
 
 def test_class_means_by_hand():
@@ -42,13 +43,13 @@ def test_many_classes_fall_back_to_monte_carlo_with_its_error(monkeypatch):
     assert se == pytest.approx(np.sqrt(p * (1 - p) / 20_000)) and abs(p - exact) < 4 * se
 
 
-def test_class_bootstrap_is_scipys_bca_over_class_means_and_wider_than_over_images():
+def test_the_class_interval_is_scipys_bca_over_class_means_and_wider_than_over_images():
     rng = np.random.default_rng(0)
     class_effect = rng.normal(0, 1.0, size=20)
     classes = np.repeat(np.arange(20), 8)
     values = class_effect[classes] + rng.normal(0, 0.1, size=len(classes))
     ids, means = class_means(values, classes)
-    mean, low, high = class_bootstrap_ci(means, n_resamples=2000, seed=1)
+    mean, low, high = mean_ci(means, n_resamples=2000, seed=1)
     expected = stats.bootstrap((means,), np.mean, n_resamples=2000, method="BCa",
                                random_state=np.random.default_rng(1)).confidence_interval
     assert (low, high) == (pytest.approx(expected.low), pytest.approx(expected.high))
@@ -56,7 +57,7 @@ def test_class_bootstrap_is_scipys_bca_over_class_means_and_wider_than_over_imag
     images = stats.bootstrap((values,), np.mean, n_resamples=2000, method="BCa",
                              random_state=np.random.default_rng(1)).confidence_interval
     assert (high - low) > 2 * (images.high - images.low)  # images of a class are not independent draws
-    assert class_bootstrap_ci([0.2, 0.2, 0.2]) == pytest.approx((0.2, 0.2, 0.2))
+    assert mean_ci([0.2, 0.2, 0.2]) == pytest.approx((0.2, 0.2, 0.2))
 
 
 def test_within_class_correlation_by_hand():

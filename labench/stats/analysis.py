@@ -21,8 +21,7 @@ import pandas as pd
 from saliency.metric import GAMES, Game
 
 from ..spec.identity import LEAD, METRIC_MODES, PAPER, method_order
-from .clusters import (class_bootstrap_ci, class_means, exact_sign_flip_p, hodges_lehmann, sign_test_p,
-                       within_class_correlation)
+from .clusters import class_means, exact_sign_flip_p, hodges_lehmann, sign_test_p, within_class_correlation
 from .inference import (N_RESAMPLES, SEED, baseline_ratios, geometric_improvement_ci, holm, mean_ci, paired_family,
                         rank_intervals, relative_improvement_ci, relative_shift, tau_interval, verdict, win_rate)
 
@@ -411,20 +410,17 @@ def class_comparisons(per_image: PerImage, labels) -> list[ClassComparison]:
         if len(lead) > len(labels):
             continue
         classes = labels[: len(lead)]
-        rows = []
-        for method, values in others.items():
-            per_image_diff = lead - values
-            _, by_class = class_means(per_image_diff, classes)
-            p, se = exact_sign_flip_p(by_class)
-            mean, low, high = class_bootstrap_ci(by_class, n_resamples=N_RESAMPLES, seed=SEED)
-            sign = 1 if game.higher_is_better else -1
-            rows.append([method, by_class, mean, low, high, p, se, int((sign * by_class > 0).sum()),
-                         int((sign * by_class < 0).sum()), within_class_correlation(per_image_diff, classes)])
-        adjusted = holm([r[5] for r in rows])
-        for (method, by_class, mean, low, high, p, se, better, worse, icc), p_holm in zip(rows, adjusted):
-            found.append(ClassComparison(model, method, game, len(lead), len(by_class), mean, low, high, p, se, p_holm,
-                                         verdict(game, mean, p_holm), better, worse,
-                                         sign_test_p(by_class, np.zeros_like(by_class)), hodges_lehmann(by_class), icc))
+        sign = 1 if game.higher_is_better else -1  # LA better: a positive signed difference
+        differences = {method: lead - values for method, values in others.items()}
+        by_class = {method: class_means(d, classes)[1] for method, d in differences.items()}
+        tests = {method: exact_sign_flip_p(v) for method, v in by_class.items()}
+        adjusted = holm([p for p, _ in tests.values()])
+        for (method, v), (p, se), p_holm in zip(by_class.items(), tests.values(), adjusted):
+            mean, low, high = mean_ci(v, n_resamples=N_RESAMPLES, seed=SEED)
+            found.append(ClassComparison(model, method, game, len(lead), len(v), mean, low, high, p, se, p_holm,
+                                         verdict(game, mean, p_holm), int((sign * v > 0).sum()),
+                                         int((sign * v < 0).sum()), sign_test_p(v, np.zeros_like(v)),
+                                         hodges_lehmann(v), within_class_correlation(differences[method], classes)))
     return found
 
 

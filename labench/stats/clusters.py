@@ -5,7 +5,8 @@ so the population is those classes and each class contributes one value, the mea
 - `class_means`: per-class means of per-image values.
 - `exact_sign_flip_p`: the paired sign-flip test of a mean over classes, exact (all 2^k sign
   patterns) up to EXACT_MAX classes, else Monte Carlo with its standard error.
-- `class_bootstrap_ci`: the BCa bootstrap interval of the mean over classes (classes resampled).
+The interval of a mean over classes is labench.stats.inference.mean_ci of the class means (BCa,
+classes resampled with replacement: a cluster bootstrap of the images).
 - `within_class_correlation`: ICC(1) of per-image values, how much the images of a class agree.
 - `sign_test_p`, `hodges_lehmann`: the typical image beside the mean (ties dropped).
 - `tost_p`: equivalence within +-margin by two one-sided sign-flip tests.
@@ -76,18 +77,6 @@ def exact_sign_flip_p(differences, alternative: str = "two-sided", seed: int = 0
 def monte_carlo_se(p: float, n_resamples: int) -> float:
     """The standard error of a p-value estimated from n_resamples random resamples."""
     return math.sqrt(p * (1 - p) / n_resamples)
-
-
-def class_bootstrap_ci(class_values, confidence: float = 0.95, n_resamples: int = 10_000,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of per-class values and its BCa bootstrap interval, the classes
-    resampled with replacement (a cluster bootstrap of the images)."""
-    v = np.asarray(class_values, dtype=np.float64)
-    if len(v) < 2 or np.ptp(v) == 0:
-        return float(v.mean()), float(v.mean()), float(v.mean())
-    result = stats.bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                             method="BCa", random_state=np.random.default_rng(seed))
-    return float(v.mean()), float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def within_class_correlation(values, classes) -> float:
